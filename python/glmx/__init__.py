@@ -12,6 +12,8 @@ import torch as _torch  # noqa: F401
 
 from glmx import _glmx
 from glmx._logging import start_log_forwarding as _start_log_forwarding
+from glmx import config, data
+from glmx.data import DnaMlmLoader
 from glmx.errors import (
     CheckpointError,
     ConfigCompositionError,
@@ -20,6 +22,18 @@ from glmx.errors import (
     GlmxError,
     OverrideError,
     TrainError,
+)
+from glmx import ckpt
+from glmx.project import Project
+from glmx.trainer import (
+    Callback,
+    DataModule,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    Module,
+    Trainer,
+    seed_everything,
 )
 
 __version__: str = _glmx.__version__
@@ -33,6 +47,19 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainError",
+    "Module",
+    "DataModule",
+    "Trainer",
+    "Callback",
+    "EarlyStopping",
+    "LearningRateMonitor",
+    "ModelCheckpoint",
+    "seed_everything",
+    "data",
+    "DnaMlmLoader",
+    "config",
+    "Project",
+    "ckpt",
 ]
 
 _start_log_forwarding()

@@ -50,6 +50,9 @@ pub enum ConfigError {
     /// A command-line override is malformed or cannot be applied.
     #[error("{0}")]
     Override(String),
+    /// An `${...}` interpolation cannot be resolved (missing key, cycle, missing value).
+    #[error("{0}")]
+    Interpolation(String),
     /// A file could not be read.
     #[error("cannot read '{path}': {source}")]
     Io {

@@ -24,6 +24,10 @@ pub enum CoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A user hook (Python code) failed; the binding that called it holds the original error
+    /// and raises it unchanged.
+    #[error("a training hook failed")]
+    Hook,
     /// The user asked to stop (Ctrl-C); the caller turns this into `KeyboardInterrupt`.
     #[error("interrupted")]
     Interrupted,

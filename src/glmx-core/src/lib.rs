@@ -4,7 +4,13 @@
 //! Nothing in this crate holds the GIL; the bindings in `glmx-py` pass an [`cancel::Interrupt`]
 //! so long calls can stop at step boundaries when the user presses Ctrl-C.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod cancel;
+pub mod ckpt;
+
+pub mod data;
 pub mod error;
+pub mod train;
 
 pub use error::{CoreError, Result};

@@ -2,11 +2,16 @@
 //!
 //! Code without a `Python<'_>` in it belongs in a core crate; this crate only converts.
 
+mod ckpt;
+mod compose;
+mod config;
+mod data;
 mod errors;
 mod gil;
 mod logging;
 mod tensor;
 mod testing;
+mod train;
 
 use pyo3::prelude::*;
 
@@ -16,8 +21,13 @@ fn _glmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("torch_version_built", tch_version())?;
     errors::register(m)?;
+    ckpt::register(m)?;
+    compose::register(m)?;
+    config::register(m)?;
+    data::register(m)?;
     logging::register(m)?;
     testing::register(m)?;
+    train::register(m)?;
     Ok(())
 }
 

@@ -1,0 +1,170 @@
+"""T1: per-step overhead of glmx.Trainer vs a raw PyTorch loop vs Lightning, side by side.
+
+Tiny MLP on CPU, batch 32, the same pre-built batches for all three, steady state measured
+between step WARMUP and step WARMUP + STEPS with a callback (so setup time is excluded).
+Prints medians over REPEATS interleaved runs and the overhead ratios.
+
+    .venv/bin/python bench/bench_trainer.py [--steps 2000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+import warnings
+
+import torch
+
+import glmx
+
+WARMUP = 50
+
+
+class Batches:
+    """Pre-built batches as one iterable loader (a bare list would read as several loaders)."""
+
+    def __init__(self, n: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.items = [(torch.randn(32, 32, generator=g), torch.randn(32, 1, generator=g)) for _ in range(n)]
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def make_batches(n: int) -> Batches:
+    return Batches(n)
+
+
+def mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+
+
+def raw_loop(batches) -> float:
+    net = mlp()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    start = 0.0
+    for i, (x, y) in enumerate(batches):
+        if i == WARMUP:
+            start = time.perf_counter()
+        loss = torch.nn.functional.mse_loss(net(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return (time.perf_counter() - start) / (len(batches) - WARMUP)
+
+
+class Timer:
+    """Times steps WARMUP..end from on_train_batch_end (works for glmx and Lightning)."""
+
+    def __init__(self) -> None:
+        self.start = 0.0
+        self.end = 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx == WARMUP - 1:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def glmx_loop(batches) -> float:
+    class Net(glmx.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp()
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+    class GlmxTimer(Timer, glmx.Callback):
+        pass
+
+    timer = GlmxTimer()
+    trainer = glmx.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
+    trainer.fit(Net(), batches)
+    return (timer.end - timer.start) / (len(batches) - WARMUP)
+
+
+def lightning_loop(batches) -> float:
+    import lightning as L
+
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp()
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+    class LitTimer(Timer, L.Callback):
+        pass
+
+    timer = LitTimer()
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[timer],
+    )
+    trainer.fit(Net(), batches)
+    return (timer.end - timer.start) / (len(batches) - WARMUP)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-lightning", action="store_true")
+    args = parser.parse_args()
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    batches = make_batches(args.steps + WARMUP)
+    runners = {"raw": raw_loop, "glmx": glmx_loop}
+    if not args.no_lightning:
+        try:
+            import lightning  # noqa: F401
+
+            runners["lightning"] = lightning_loop
+        except ImportError:
+            print("lightning not installed: pip install lightning (bench dependency)")
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(args.repeats):
+        for name, fn in runners.items():
+            times[name].append(fn(batches))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"T1 per-step time, tiny MLP, CPU, batch 32, {args.steps} steps, median of {args.repeats}:")
+    for name, value in med.items():
+        print(f"  {name:10s} {value * 1e3:.4f} ms/step")
+    print(f"  glmx overhead over raw:      {100 * (med['glmx'] / med['raw'] - 1):+.1f}% (target <= +10%)")
+    if "lightning" in med:
+        print(f"  lightning overhead over raw: {100 * (med['lightning'] / med['raw'] - 1):+.1f}%")
+        print(f"  glmx / lightning step time:  {med['glmx'] / med['lightning']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""``instantiate()``: build objects from ``_target_`` nodes, as ``hydra.utils.instantiate``.
+
+A mapping with ``_target_: pkg.mod.Name`` is a call: other keys are keyword arguments,
+``_args_`` positional ones, ``_partial_: true`` returns a ``functools.partial``, ``_recursive_``
+(default true) builds nested nodes first, ``_convert_`` (``none|partial|object|all``) is
+accepted for compatibility (configs here are already plain containers). Call-site kwargs
+override config kwargs. Errors name the target, the full key, and the real ImportError.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from glmx._glmx import ConfigError
+
+_SPECIAL = {"_target_", "_args_", "_partial_", "_recursive_", "_convert_"}
+_CONVERT = {"none", "partial", "object", "all"}
+
+
+class InstantiationError(ConfigError):
+    """A ``_target_`` could not be located, or calling it failed (the cause is chained)."""
+
+
+def locate(path: str) -> Any:
+    """Imports ``pkg.mod.Attr`` (or ``pkg.mod:Attr.sub``); errors carry the real ImportError."""
+    if not path or not isinstance(path, str):
+        raise InstantiationError(f"could not locate target {path!r}: expected a dotted path string")
+    if ":" in path:
+        mod_name, _, attr = path.partition(":")
+        try:
+            obj: Any = importlib.import_module(mod_name)
+        except Exception as e:
+            raise InstantiationError(f"could not locate target '{path}': {type(e).__name__}: {e}") from e
+        parts = attr.split(".") if attr else []
+    else:
+        parts = path.split(".")
+        obj = None
+        first_error: BaseException | None = None
+        n = 0
+        # Longest importable module prefix, so a failing import inside a real module surfaces.
+        for i in range(len(parts), 0, -1):
+            name = ".".join(parts[:i])
+            try:
+                obj = importlib.import_module(name)
+                n = i
+                break
+            except ModuleNotFoundError as e:
+                if e.name is not None and not name.startswith(e.name) and first_error is None:
+                    first_error = e
+                continue
+            except Exception as e:
+                raise InstantiationError(f"could not locate target '{path}': error loading '{name}': {type(e).__name__}: {e}") from e
+        if obj is None:
+            import builtins
+
+            if len(parts) == 1 and hasattr(builtins, parts[0]):
+                return getattr(builtins, parts[0])
+            err = first_error or ModuleNotFoundError(f"No module named '{parts[0]}'")
+            raise InstantiationError(f"could not locate target '{path}': {type(err).__name__}: {err}") from err
+        parts = parts[n:]
+    for i, attr in enumerate(parts):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError as e:
+            done = ".".join(parts[:i])
+            raise InstantiationError(
+                f"could not locate target '{path}': {type(e).__name__}: {e}"
+                + (f" (resolved up to '{done}')" if done else "")
+            ) from e
+    return obj
+
+
+def _merge(base: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _build(node: Any, key: str, recursive: bool, convert: str) -> Any:
+    if isinstance(node, str) and node == "???":
+        raise InstantiationError(f"Missing mandatory value: {key or '<root>'}")
+    if isinstance(node, Mapping):
+        if "_target_" in node:
+            return _call(node, key, recursive, convert)
+        if not recursive:
+            return dict(node)
+        return {k: _build(v, f"{key}.{k}" if key else str(k), recursive, convert) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        if not recursive:
+            return list(node)
+        return [_build(v, f"{key}[{i}]", recursive, convert) for i, v in enumerate(node)]
+    return node
+
+
+def _call(node: Mapping[str, Any], key: str, recursive: bool, convert: str) -> Any:
+    recursive = bool(node.get("_recursive_", recursive))
+    convert = str(node.get("_convert_", convert)).lower()
+    if convert not in _CONVERT:
+        raise InstantiationError(f"{key or '<root>'}: _convert_ must be one of {sorted(_CONVERT)}, got {convert!r}")
+    target = node["_target_"]
+    fn = target if callable(target) else locate(target)
+    args = node.get("_args_", [])
+    kwargs = {k: v for k, v in node.items() if k not in _SPECIAL}
+    if recursive:
+        args = [_build(a, f"{key}._args_[{i}]" if key else f"_args_[{i}]", True, convert) for i, a in enumerate(args)]
+        kwargs = {k: _build(v, f"{key}.{k}" if key else k, True, convert) for k, v in kwargs.items()}
+    else:
+        for k, v in kwargs.items():
+            if isinstance(v, str) and v == "???":
+                raise InstantiationError(f"Missing mandatory value: {key + '.' if key else ''}{k}")
+    if node.get("_partial_", False):
+        return functools.partial(fn, *args, **kwargs)
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        where = f" at key '{key}'" if key else ""
+        raise InstantiationError(f"Error in call to target '{target}'{where}:\n{type(e).__name__}({e})") from e
+
+
+def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
+    """Builds the object described by ``config`` (a mapping with ``_target_``, or a container
+    of them). Extra positional args are appended to ``_args_``; keyword args override the
+    config's (nested mappings merge), including ``_partial_``, ``_recursive_``, ``_convert_``.
+    """
+    if config is None:
+        return None
+    if isinstance(config, Mapping):
+        node = _merge(config, kwargs) if kwargs else dict(config)
+        if args:
+            node["_args_"] = list(node.get("_args_", [])) + list(args)
+        recursive = bool(node.get("_recursive_", True))
+        convert = str(node.get("_convert_", "none"))
+        return _build(node, "", recursive, convert)
+    if isinstance(config, (list, tuple)):
+        if args or kwargs:
+            raise InstantiationError("instantiate(list, ...) takes no extra arguments")
+        return _build(list(config), "", True, "none")
+    raise InstantiationError(f"instantiate() expects a mapping or a list, got {type(config).__name__}")

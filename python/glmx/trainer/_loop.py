@@ -1,0 +1,165 @@
+"""The Python side of the Rust fit loop: `glmx._glmx.fit_loop` calls these hooks at step
+boundaries (with the GIL), and runs backward, clipping and the loop bookkeeping itself."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from glmx.trainer.trainer import Trainer
+
+END_OF_EPOCH = object()
+
+
+def batch_size_of(batch: Any) -> int | None:
+    """First dimension of the first tensor found in ``batch`` (Lightning's inference)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.ndim else 1
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        for item in batch:
+            size = batch_size_of(item)
+            if size is not None:
+                return size
+    return None
+
+
+def tokens_of(batch: Any) -> int:
+    """Token positions in a batch with ``input_ids`` (0 when there are none)."""
+    if isinstance(batch, dict) and isinstance(batch.get("input_ids"), torch.Tensor):
+        return int(batch["input_ids"].numel())
+    return 0
+
+
+class FitLoopHooks:
+    """Hooks for one ``Trainer.fit``; see ``glmx_core::train::FitHooks`` for the call order."""
+
+    def __init__(self, trainer: Trainer, train_loader: Any, skip_batches: int) -> None:
+        self.trainer = trainer
+        self.loader = train_loader
+        self.iterator: Any = None
+        self.batch: Any = None
+        self.outputs: Any = None
+        self.skip_batches = skip_batches
+        self.samples = 0
+        self.tokens = 0
+        self.window_start = time.perf_counter()
+        self.window_steps = 0
+
+    # -- called from Rust ------------------------------------------------------------------
+    def start_epoch(self, step: int, epoch: int, batch_idx: int) -> bool:
+        t = self.trainer
+        t.current_epoch = epoch
+        if hasattr(self.loader, "set_epoch"):
+            self.loader.set_epoch(epoch)
+        elif hasattr(getattr(self.loader, "sampler", None), "set_epoch"):
+            self.loader.sampler.set_epoch(epoch)
+        self.iterator = iter(self.loader)
+        # A loader restored from a checkpoint (state_dict) resumes exactly; others replay.
+        if self.skip_batches:
+            for _ in range(self.skip_batches):
+                next(self.iterator, None)
+        self.skip_batches = 0
+        if t._pending_rng_state is not None:
+            from glmx.ckpt._rng import set_rng_state
+
+            set_rng_state(t._pending_rng_state)
+            t._pending_rng_state = None
+        t._metrics_train.stage = "train_epoch"
+        t._call("on_train_epoch_start")
+        return t.should_stop
+
+    def forward(self, step: int, epoch: int, batch_idx: int) -> Any:
+        t = self.trainer
+        try:
+            batch = next(self.iterator)
+        except StopIteration:
+            return END_OF_EPOCH
+        batch = t._to_device(batch)
+        self.batch = batch
+        metrics = t._metrics_train
+        metrics.stage = "train"
+        metrics.batch_size = batch_size_of(batch)
+        self.samples += metrics.batch_size or 0
+        self.tokens += tokens_of(batch)
+        t._call("on_train_batch_start", batch, batch_idx)
+        with t._autocast():
+            out = t._step_runner(batch, batch_idx)
+        self.outputs = out
+        loss = out.get("loss") if isinstance(out, dict) else out
+        if loss is None:
+            return None
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise t._error(
+                f"training_step must return a scalar loss tensor, a dict with 'loss', or None; "
+                f"got {type(loss).__name__} at step {step}"
+            )
+        t._call_module("on_before_backward", loss)
+        if t._scaler is not None:
+            return t._scaler.scale(loss)
+        return loss
+
+    def unscale_gradients(self) -> None:
+        t = self.trainer
+        if t._scaler is not None:
+            for opt in t.optimizers:
+                t._scaler.unscale_(opt)
+
+    def optimizer_step(self, step: int, epoch: int, batch_idx: int, grad_norm: float | None) -> None:
+        t = self.trainer
+        t.global_step = step
+        t._last_grad_norm = grad_norm
+        for opt in t.optimizers:
+            t._call("on_before_optimizer_step", opt)
+            if t._scaler is not None:
+                t._scaler.step(opt)
+            else:
+                opt.step()
+            t._call_module("on_before_zero_grad", opt)
+            opt.zero_grad(set_to_none=True)
+        if t._scaler is not None:
+            t._scaler.update()
+        t._step_schedulers("step")
+        self.window_steps += 1
+
+    def end_batch(self, step: int, epoch: int, batch_idx: int, loss: Any, stepped: bool) -> bool:
+        t = self.trainer
+        t.global_step = step
+        metrics = t._metrics_train
+        if loss is not None:
+            t._last_loss = loss
+            metrics.progress_bar["loss"] = loss
+        t._call("on_train_batch_end", self.outputs, self.batch, batch_idx)
+        if stepped and t.is_log_step(step):
+            values = metrics.take_step_values()
+            elapsed = time.perf_counter() - self.window_start
+            if elapsed > 0 and self.window_steps:
+                values["perf/step_time_ms"] = 1000.0 * elapsed / self.window_steps
+                values["perf/samples_per_sec"] = self.samples / elapsed
+                if self.tokens:
+                    values["perf/tokens_per_sec"] = self.tokens / elapsed
+            if t._last_grad_norm is not None:
+                values["train/grad_norm"] = t._last_grad_norm
+            t.log_metrics_now(values, step=step)
+            self.samples = self.tokens = self.window_steps = 0
+            self.window_start = time.perf_counter()
+        if t._should_validate_mid_epoch(batch_idx):
+            t._run_validation()
+        return t.should_stop
+
+    def end_epoch(self, step: int, epoch: int, batch_idx: int) -> bool:
+        t = self.trainer
+        t.global_step = step
+        if t._should_validate_at_epoch_end(epoch):
+            t._run_validation()
+        t._metrics_train.stage = "train_epoch"
+        t._call("on_train_epoch_end")
+        values = t._metrics_train.finish_epoch()
+        if values:
+            t.log_metrics_now(values, step=step)
+        t._step_schedulers("epoch")
+        return t.should_stop

@@ -1,0 +1,228 @@
+"""Checkpoints of a training run through :class:`glmx.ckpt.CheckpointManager`, and the
+Lightning-style :class:`ModelCheckpoint` callback.
+
+A checkpoint holds the weights plus every component needed for an exact resume: optimizers,
+schedulers, trainer counters, the data loader position, RNG states (per rank), callback and
+datamodule state. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from glmx.ckpt import CheckpointManager
+from glmx.ckpt._rng import rng_state
+from glmx.errors import CheckpointError, TrainError
+from glmx.trainer.callbacks import Callback
+
+if TYPE_CHECKING:
+    from glmx.trainer.module import Module
+    from glmx.trainer.trainer import Trainer
+
+log = logging.getLogger("glmx.trainer")
+
+
+def _float_metrics(trainer: Trainer) -> dict[str, float]:
+    out = {}
+    for name in trainer.callback_metrics:
+        value = trainer.callback_metrics_float(name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def training_state(trainer: Trainer, batch_idx: int) -> dict[str, Any]:
+    """Everything except the weights, keyed by component name."""
+    module = trainer.lightning_module
+    assert module is not None
+    components: dict[str, Any] = {
+        "trainer": {
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "batch_idx": batch_idx,
+        },
+        "optimizer": {str(i): opt.state_dict() for i, opt in enumerate(trainer.optimizers)},
+        "scheduler": {str(i): cfg.scheduler.state_dict() for i, cfg in enumerate(trainer.lr_scheduler_configs)},
+        "rng": rng_state(),
+        "callbacks": {f"{type(cb).__name__}.{i}": cb.state_dict() for i, cb in enumerate(trainer.callbacks)},
+    }
+    loader = trainer._train_loader
+    if loader is not None and hasattr(loader, "state_dict"):
+        components["loader"] = loader.state_dict()
+    if trainer.datamodule is not None:
+        components["datamodule"] = trainer.datamodule.state_dict()
+    extra: dict[str, Any] = {}
+    module.on_save_checkpoint(extra)
+    if extra:
+        components["module_extra"] = extra
+    return components
+
+
+def save(trainer: Trainer, manager: CheckpointManager, batch_idx: int) -> Path:
+    """Save the current state at ``trainer.global_step``; returns the checkpoint directory."""
+    module = trainer.lightning_module
+    assert module is not None
+    sharing = {"rng": "PER_RANK", "loader": "PER_RANK"}
+    components = training_state(trainer, batch_idx)
+    sharing = {k: v for k, v in sharing.items() if k in components}
+    return manager.save(trainer.global_step, module.state_dict(), components, sharing=sharing, metrics=_float_metrics(trainer))
+
+
+def _manager_for(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> tuple[CheckpointManager, str]:
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
+            if str(ckpt_path) in ("last", "best"):
+                return cb.manager, str(ckpt_path)
+    if str(ckpt_path) in ("last", "best"):
+        run_dir = trainer.default_root_dir
+        for cb in trainer.callbacks:
+            if isinstance(cb, ModelCheckpoint):
+                run_dir = Path(cb.dirpath or run_dir)
+        return CheckpointManager(run_dir, world_size=trainer.world_size, rank=trainer.global_rank), str(ckpt_path)
+    path = Path(ckpt_path)
+    if not path.exists():
+        raise CheckpointError(f"ckpt_path '{path}' does not exist; pass 'last', 'best' or a checkpoint directory")
+    return CheckpointManager(path.resolve().parent.parent, world_size=trainer.world_size, rank=trainer.global_rank), str(path)
+
+
+def restore(trainer: Trainer, module: Module, ckpt_path: Any, train_loader: Any, weights_only: bool = False) -> None:
+    """Load weights (and, unless ``weights_only``, the full training state) from a checkpoint."""
+    manager, which = _manager_for(trainer, ckpt_path)
+    loaded = manager.load(which, components=[] if weights_only else None)
+    missing, unexpected = module.load_state_dict(loaded["model"], strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {loaded['path']} does not match {type(module).__name__}: "
+            f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+        )
+    if weights_only:
+        return
+    comps = loaded["components"]
+    state = comps.get("trainer")
+    if state is None:
+        raise CheckpointError(f"checkpoint {loaded['path']} has no trainer state; it cannot resume training")
+    trainer.global_step = int(state["global_step"])
+    trainer.current_epoch = int(state["epoch"])
+    trainer._resume_batch_idx = int(state["batch_idx"])
+    for i, opt in enumerate(trainer.optimizers):
+        if str(i) in comps.get("optimizer", {}):
+            opt.load_state_dict(comps["optimizer"][str(i)])
+    for i, cfg in enumerate(trainer.lr_scheduler_configs):
+        if str(i) in comps.get("scheduler", {}):
+            cfg.scheduler.load_state_dict(comps["scheduler"][str(i)])
+    if "rng" in comps:
+        # Applied after the loop creates its data iterator: creating a torch DataLoader
+        # iterator draws from the global RNG, and the saved state was taken after that draw.
+        trainer._pending_rng_state = comps["rng"]
+    if "loader" in comps and train_loader is not None and hasattr(train_loader, "load_state_dict"):
+        train_loader.load_state_dict(comps["loader"])
+        trainer._loader_restored = True
+    saved_callbacks = comps.get("callbacks", {})
+    for i, cb in enumerate(trainer.callbacks):
+        key = f"{type(cb).__name__}.{i}"
+        if saved_callbacks.get(key):
+            cb.load_state_dict(saved_callbacks[key])
+    if "datamodule" in comps and trainer.datamodule is not None:
+        trainer.datamodule.load_state_dict(comps["datamodule"])
+    module.on_load_checkpoint(comps.get("module_extra", {}))
+    for lg in trainer.loggers:
+        lg.truncate_after(trainer.global_step)
+    log.info("resumed from %s at step %d (epoch %d)", loaded["path"], trainer.global_step, trainer.current_epoch)
+
+
+class ModelCheckpoint(Callback):
+    """Save checkpoints every ``every_n_train_steps`` steps and/or every ``every_n_epochs``
+    epochs into ``<dirpath or default_root_dir>/checkpoints/checkpoint-<step>/``.
+
+    With ``monitor``, the best ``save_top_k`` by that metric are kept (plus the newest, for
+    resuming); without it, the newest ``save_top_k`` (``-1``: all). Saving is asynchronous:
+    training blocks only while tensors are copied.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | os.PathLike[str] | None = None,
+        filename: str | None = None,
+        monitor: str | None = None,
+        mode: str = "min",
+        save_top_k: int = 1,
+        save_last: bool | None = None,
+        every_n_train_steps: int | None = None,
+        every_n_epochs: int | None = None,
+        async_save: bool = True,
+        verbose: bool = False,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise TrainError(f"ModelCheckpoint mode must be 'min' or 'max', got {mode!r}")
+        if save_top_k < -1:
+            raise TrainError(f"save_top_k must be >= -1, got {save_top_k}")
+        self.dirpath, self.filename, self.monitor, self.mode = dirpath, filename, monitor, mode
+        self.save_top_k, self.save_last, self.async_save = save_top_k, save_last, async_save
+        self.every_n_train_steps = every_n_train_steps
+        self.every_n_epochs = every_n_epochs if every_n_epochs is not None else (0 if every_n_train_steps else 1)
+        self.manager: CheckpointManager | None = None
+        self.last_saved_step = -1
+        self.best_model_path: str = ""
+        self.last_model_path: str = ""
+
+    def setup(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
+        if stage != "fit" or self.manager is not None:
+            return
+        run_dir = Path(self.dirpath) if self.dirpath is not None else trainer.default_root_dir
+        if self.monitor:
+            keep_best = 0 if self.save_top_k == -1 else self.save_top_k
+            limit = None if self.save_top_k == -1 else 1
+        else:
+            keep_best, limit = 0, (None if self.save_top_k == -1 else max(1, self.save_top_k))
+        self.manager = CheckpointManager(
+            run_dir,
+            save_total_limit=limit,
+            keep_best=keep_best,
+            monitor=self.monitor,
+            mode=self.mode,
+            async_save=self.async_save,
+            world_size=trainer.world_size,
+            rank=trainer.global_rank,
+        )
+
+    def _save(self, trainer: Trainer, batch_idx: int) -> None:
+        if self.manager is None or trainer.global_step == self.last_saved_step or self.save_top_k == 0:
+            return
+        if self.monitor and trainer.callback_metrics_float(self.monitor) is None:
+            raise trainer._metrics.missing_metric_error(self.monitor, "ModelCheckpoint")
+        path = save(trainer, self.manager, batch_idx)
+        self.last_saved_step = trainer.global_step
+        self.last_model_path = str(path)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int) -> None:
+        n = self.every_n_train_steps
+        if n and trainer.global_step > 0 and trainer.global_step % n == 0:
+            self._save(trainer, batch_idx + 1)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: Module) -> None:
+        n = self.every_n_epochs
+        if n and (trainer.current_epoch + 1) % n == 0:
+            trainer.current_epoch += 1  # the checkpoint resumes at the start of the next epoch
+            try:
+                self._save(trainer, 0)
+            finally:
+                trainer.current_epoch -= 1
+
+    def on_train_end(self, trainer: Trainer, pl_module: Module) -> None:
+        if self.manager is None:
+            return
+        self.manager.wait()
+        if self.monitor:
+            try:
+                self.best_model_path = str(self.manager.resolve("best"))
+            except CheckpointError:
+                self.best_model_path = ""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_saved_step": self.last_saved_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_saved_step = int(state.get("last_saved_step", -1))

@@ -1,0 +1,159 @@
+//! Sweeps: legality outside multirun, and expansion into the basic sweeper's job list
+//! (cartesian product, first override varying slowest).
+
+use super::{Override, Sweep, Value};
+use crate::error::{ConfigError, Result};
+use crate::tree::Node;
+
+/// Errors when a sweep appears without `-m`, explaining the readings the user may have meant.
+pub fn sweep_legal(overrides: &[Override], multirun: bool) -> Result<()> {
+    for o in overrides {
+        let Some(Value::Sweep(sweep)) = &o.value else {
+            continue;
+        };
+        if multirun {
+            if o.key.starts_with("hydra.") || o.key.starts_with("hydra/") {
+                return Err(ConfigError::Override(format!(
+                    "Sweeping over Hydra's configuration is not supported : '{}'",
+                    o.input
+                )));
+            }
+            continue;
+        }
+        return Err(ConfigError::Override(match sweep {
+            Sweep::Choice { simple: true, .. } => format!(
+                "Ambiguous value for argument '{}'\n1. To use it as a list, use key=[value1,value2]\n2. To use it as string, quote the value: key='value1,value2'\n3. To sweep over it, add --multirun to your command line",
+                o.input
+            ),
+            _ => format!("Sweep parameters '{}' requires --multirun", o.input),
+        }));
+    }
+    Ok(())
+}
+
+/// Expands sweeps into one override list per job. `options(group)` lists a group's options
+/// for `glob`.
+pub fn expand_sweeps(
+    overrides: &[Override],
+    options: &dyn Fn(&str) -> Vec<String>,
+) -> Result<Vec<Vec<String>>> {
+    let mut axes: Vec<Vec<String>> = Vec::with_capacity(overrides.len());
+    for o in overrides {
+        let values = match &o.value {
+            Some(Value::Sweep(s)) => sweep_values(o, s, options)?,
+            _ => {
+                axes.push(vec![o.input.clone()]);
+                continue;
+            }
+        };
+        axes.push(values.iter().map(|v| o.with_value(v)).collect());
+    }
+    let mut jobs: Vec<Vec<String>> = vec![Vec::new()];
+    for axis in axes {
+        let mut next = Vec::with_capacity(jobs.len() * axis.len());
+        for job in &jobs {
+            for v in &axis {
+                let mut j = job.clone();
+                j.push(v.clone());
+                next.push(j);
+            }
+        }
+        jobs = next;
+    }
+    Ok(jobs)
+}
+
+fn sweep_values(o: &Override, s: &Sweep, options: &dyn Fn(&str) -> Vec<String>) -> Result<Vec<Node>> {
+    Ok(match s {
+        Sweep::Choice { values, .. } => values.clone(),
+        Sweep::Range { start, stop, step } => range_values(o, start, stop, step)?,
+        Sweep::Glob { include, exclude } => options(&o.key)
+            .into_iter()
+            .filter(|name| include.iter().any(|p| glob_match(p, name)))
+            .filter(|name| !exclude.iter().any(|p| glob_match(p, name)))
+            .map(Node::Str)
+            .collect(),
+        Sweep::Interval => {
+            return Err(ConfigError::Override(format!(
+                "'{}': interval() sweeps need an optimizing sweeper; the basic sweeper supports a,b / choice / range / glob",
+                o.input
+            )))
+        }
+    })
+}
+
+fn range_values(o: &Override, start: &Node, stop: &Node, step: &Node) -> Result<Vec<Node>> {
+    let bad = || ConfigError::Override(format!("'{}': range() arguments must be numbers", o.input));
+    if let (Node::Int(a), Node::Int(b), Node::Int(c)) = (start, stop, step) {
+        if *c == 0 {
+            return Err(ConfigError::Override(format!("'{}': range() step must not be zero", o.input)));
+        }
+        let mut out = Vec::new();
+        let mut x = *a;
+        while (*c > 0 && x < *b) || (*c < 0 && x > *b) {
+            out.push(Node::Int(x));
+            x += c;
+        }
+        return Ok(out);
+    }
+    let f = |n: &Node| match n {
+        Node::Int(i) => Some(*i as f64),
+        Node::Float(f) => Some(*f),
+        _ => None,
+    };
+    let (a, b, c) = (f(start).ok_or_else(bad)?, f(stop).ok_or_else(bad)?, f(step).ok_or_else(bad)?);
+    if c == 0.0 {
+        return Err(ConfigError::Override(format!("'{}': range() step must not be zero", o.input)));
+    }
+    let n = ((b - a) / c).ceil().max(0.0) as usize;
+    Ok((0..n).map(|i| Node::Float(a + c * i as f64)).collect())
+}
+
+/// fnmatch-style matching with `*` and `?`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overrides::parse_override;
+
+    #[test]
+    fn cartesian_product_first_slowest() {
+        let ovs: Vec<Override> = ["a=1,2", "b=range(0,2)", "c=x"].iter().map(|s| parse_override(s).unwrap()).collect();
+        let jobs = expand_sweeps(&ovs, &|_| vec![]).unwrap();
+        assert_eq!(jobs.len(), 4);
+        assert_eq!(jobs[1], vec!["a=1", "b=1", "c=x"]);
+    }
+
+    #[test]
+    fn sweep_without_multirun_explains() {
+        let ovs = vec![parse_override("a=1,2").unwrap()];
+        let e = sweep_legal(&ovs, false).unwrap_err().to_string();
+        assert!(e.contains("Ambiguous value") && e.contains("--multirun"));
+        assert!(glob_match("a*", "abc") && !glob_match("a?", "abc"));
+    }
+}
