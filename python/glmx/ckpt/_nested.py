@@ -24,7 +24,16 @@ from glmx.errors import CheckpointError
 
 __all__ = ["flatten_state", "unflatten_state"]
 
-_TAGS = ("__tensor__", "__ndarray__", "__tuple__", "__dict__", "__float__", "__bytes__", "__np__", "__dtype__")
+_TAGS = (
+    "__tensor__",
+    "__ndarray__",
+    "__tuple__",
+    "__dict__",
+    "__float__",
+    "__bytes__",
+    "__np__",
+    "__dtype__",
+)
 # numpy dtypes safetensors cannot hold are widened losslessly and narrowed back on load.
 _WIDEN = {"uint16": "int64", "uint32": "int64"}
 _UNSUPPORTED_TORCH = (torch.complex64, torch.complex128, torch.complex32)
@@ -61,9 +70,13 @@ class _Encoder:
             return {"__float__": "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
         if isinstance(obj, torch.Tensor):
             if obj.dtype in _UNSUPPORTED_TORCH:
-                raise CheckpointError(f"state at '{path}' is a {obj.dtype} tensor; safetensors cannot store it")
+                raise CheckpointError(
+                    f"state at '{path}' is a {obj.dtype} tensor; safetensors cannot store it"
+                )
             if obj.layout != torch.strided:
-                raise CheckpointError(f"state at '{path}' is a {obj.layout} tensor; convert it to dense first")
+                raise CheckpointError(
+                    f"state at '{path}' is a {obj.layout} tensor; convert it to dense first"
+                )
             name = self._name(path)
             self.tensors.append((name, obj.detach()))
             return {"__tensor__": name}
@@ -79,7 +92,10 @@ class _Encoder:
                 return {k: self.encode(v, f"{path}.{k}" if path else k) for k, v in obj.items()}
             return {
                 "__dict__": [
-                    [self.encode(k, f"{path}.<key>"), self.encode(v, f"{path}.{k}" if path else str(k))]
+                    [
+                        self.encode(k, f"{path}.<key>"),
+                        self.encode(v, f"{path}.{k}" if path else str(k)),
+                    ]
                     for k, v in obj.items()
                 ]
             }
@@ -97,15 +113,18 @@ class _Encoder:
             try:
                 tensor = torch.from_numpy(np.ascontiguousarray(arr))
             except TypeError as err:
-                raise CheckpointError(f"numpy array at '{path}' has dtype {dtype}, which cannot be stored") from err
+                raise CheckpointError(
+                    f"numpy array at '{path}' has dtype {dtype}, which cannot be stored"
+                ) from err
             name = self._name(path)
             self.tensors.append((name, tensor))
             return {"__ndarray__": name, "dtype": dtype}
         if isinstance(obj, np.generic):
             return {"__np__": obj.dtype.name, "value": self.encode(obj.item(), path)}
         raise CheckpointError(
-            f"cannot store a value of type {type(obj).__qualname__} at '{path or '<root>'}': checkpoint state may hold "
-            "tensors, numpy arrays, numbers, strings, bytes, None, lists, tuples and dicts (no pickle, by design)"
+            f"cannot store a value of type {type(obj).__qualname__} at '{path or '<root>'}': "
+            "checkpoint state may hold tensors, numpy arrays, numbers, strings, bytes, None, "
+            "lists, tuples and dicts (no pickle, by design)"
         )
 
 
@@ -120,7 +139,9 @@ def flatten_state(state: Any) -> tuple[str, list[tuple[str, torch.Tensor]]]:
     return json.dumps(structure, allow_nan=False, separators=(",", ":")), enc.tensors
 
 
-def unflatten_state(structure: str, tensors: dict[str, torch.Tensor], map_location: Any = None) -> Any:
+def unflatten_state(
+    structure: str, tensors: dict[str, torch.Tensor], map_location: Any = None
+) -> Any:
     """Rebuild the nested value from :func:`flatten_state` output; no code is executed.
 
     ``map_location`` moves tensors to a device (``"cpu"``, ``"cuda:0"``, a ``torch.device``).
@@ -134,7 +155,9 @@ def unflatten_state(structure: str, tensors: dict[str, torch.Tensor], map_locati
         try:
             t = tensors[name]
         except KeyError:
-            raise CheckpointError(f"checkpoint state refers to tensor '{name}', which the file does not hold") from None
+            raise CheckpointError(
+                f"checkpoint state refers to tensor '{name}', which the file does not hold"
+            ) from None
         return t.to(map_location) if map_location is not None else t
 
     def decode(node: Any) -> Any:

@@ -37,7 +37,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         random.setstate((int(version), tuple(int(v) for v in internal), gauss))
     if "numpy" in state:
         name, keys, pos, has_gauss, cached = state["numpy"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+        np.random.set_state(
+            (name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached))
+        )
     if "torch" in state:
         torch.set_rng_state(state["torch"].to("cpu", torch.uint8))
     if "cuda" in state and torch.cuda.is_available():

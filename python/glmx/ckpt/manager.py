@@ -8,9 +8,10 @@ import math
 import re
 import warnings
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -48,7 +49,9 @@ def _metric_value(name: str, value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no inf/nan; a non-finite metric never counts as best
     if value is not None and not isinstance(value, (int, float, str, bool)):
-        raise CheckpointError(f"metric '{name}' has type {type(value).__name__}; pass numbers or strings")
+        raise CheckpointError(
+            f"metric '{name}' has type {type(value).__name__}; pass numbers or strings"
+        )
     return value
 
 
@@ -172,29 +175,44 @@ class CheckpointManager:
         model = []
         for name, value in model_state.items():
             if not isinstance(value, torch.Tensor):
-                raise CheckpointError(f"model_state['{name}'] is a {type(value).__name__}, not a tensor")
+                raise CheckpointError(
+                    f"model_state['{name}'] is a {type(value).__name__}, not a tensor"
+                )
             model.append((name, value))
         sharing = dict(sharing or {})
         metadata = dict(metadata or {})
         unknown = set(sharing) - set(components or {})
         if unknown:
-            raise CheckpointError(f"sharing names components that were not passed: {sorted(unknown)}")
+            raise CheckpointError(
+                f"sharing names components that were not passed: {sorted(unknown)}"
+            )
         native_components = []
         for name, state in (components or {}).items():
             if not _NAME.match(name) or name == "model":
                 raise CheckpointError(
-                    f"invalid component name '{name}': use letters, digits, '_', '.', '-' (and not 'model')"
+                    f"invalid component name '{name}': use letters, digits, '_', '.', '-' "
+                    "(and not 'model')"
                 )
-            pattern = sharing.get(name, "PER_RANK" if name in _PER_RANK_DEFAULT else "GLOBAL").upper()
+            pattern = sharing.get(
+                name, "PER_RANK" if name in _PER_RANK_DEFAULT else "GLOBAL"
+            ).upper()
             if pattern not in SHARING_PATTERNS:
-                raise CheckpointError(f"sharing of '{name}' is '{pattern}'; expected one of {SHARING_PATTERNS}")
+                raise CheckpointError(
+                    f"sharing of '{name}' is '{pattern}'; expected one of {SHARING_PATTERNS}"
+                )
             structure, tensors = flatten_state(state)
-            file_meta = {"glmx.format": _FORMAT, "glmx.component": name, "glmx.structure": structure}
+            file_meta = {
+                "glmx.format": _FORMAT,
+                "glmx.component": name,
+                "glmx.structure": structure,
+            }
             info = {"type": type(state).__name__, **dict(metadata.get(name, {}))}
             native_components.append((name, pattern, tensors, file_meta, json.dumps(info)))
         metric_values = {k: _metric_value(k, v) for k, v in (metrics or {}).items()}
         use_async = self.async_save if async_save is None else async_save
-        path = self._native.save(int(step), model, native_components, json.dumps(metric_values), use_async)
+        path = self._native.save(
+            int(step), model, native_components, json.dumps(metric_values), use_async
+        )
         return Path(path)
 
     def wait(self) -> Path | None:
@@ -277,18 +295,30 @@ class CheckpointManager:
         for name, _sharing, path, size, checksum, _info in plan["files"]:
             if not path.endswith(".safetensors"):
                 if verify and tuple(_glmx.checksum_file(path)) != (size, checksum):
-                    raise CheckpointError(f"checkpoint file '{path}' is corrupt: size/checksum differ from the manifest")
+                    raise CheckpointError(
+                        f"checkpoint file '{path}' is corrupt: "
+                        "size/checksum differ from the manifest"
+                    )
                 continue
-            tensors, file_meta = read_mapped(path, size if verify else None, checksum if verify else None)
+            tensors, file_meta = read_mapped(
+                path, size if verify else None, checksum if verify else None
+            )
             if name == "model":
-                model.update({n: (t.to(map_location) if to_device else t) for n, t in tensors.items()})
+                model.update(
+                    {n: (t.to(map_location) if to_device else t) for n, t in tensors.items()}
+                )
                 continue
             structure = file_meta.get("glmx.structure")
             if structure is None:
-                raise CheckpointError(f"component '{name}' in {plan['dir']} has no glmx.structure metadata")
+                raise CheckpointError(
+                    f"component '{name}' in {plan['dir']} has no glmx.structure metadata"
+                )
             loaded[name] = unflatten_state(structure, tensors, map_location if to_device else None)
         for name in plan["skipped"]:
-            warnings.warn(f"checkpoint {plan['dir']}: optional component '{name}' is missing; skipped", stacklevel=2)
+            warnings.warn(
+                f"checkpoint {plan['dir']}: optional component '{name}' is missing; skipped",
+                stacklevel=2,
+            )
         raw = plan
         manifest = json.loads(raw["manifest"])
         return {

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from glmx import _glmx
+from glmx import _config
 from glmx.config._materialize import Latent, Materializer, NodeTable
 
 __all__ = ["Graph", "Latent", "load", "preprocess", "render"]
@@ -37,18 +37,18 @@ def _paths(search_path: Iterable[PathLike] | PathLike) -> list[str]:
 def preprocess(text: str) -> str:
     """Returns ``text`` with the line syntax (``--``, ``<<``, ``>>``, ``==``, ``=>``, ``##``) and
     the ``[block]`` shorthand translated to plain Jinja; line numbers are preserved."""
-    return _glmx.config_preprocess(text)
+    return _config.config_preprocess(text)
 
 
 def render(text: str, search_path: Iterable[PathLike] | PathLike = (), **vars: Any) -> str:
     """Renders template ``text`` (templates it extends or includes are looked up in
     ``search_path``) with template variables ``vars``; returns the YAML text."""
-    return _glmx.config_render(text, _paths(search_path), vars)
+    return _config.config_render(text, _paths(search_path), vars)
 
 
 def load(text: str, search_path: Iterable[PathLike] | PathLike = (), **vars: Any) -> Graph:
     """Renders ``text`` (template variables ``vars``) and builds its node graph."""
-    return Graph(_glmx.config_load(text, _paths(search_path), vars))
+    return Graph(_config.config_load(text, _paths(search_path), vars))
 
 
 class Graph:

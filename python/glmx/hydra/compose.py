@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from glmx import _glmx
+from glmx import _config as _native
 
 #: Where glmx ships config groups (``hydra/*``) that users' trees may name.
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -87,12 +87,12 @@ def compose_raw(
     """Composes without resolving; returns the engine's ``ComposedConfig`` with ``hydra.job``
     and ``hydra.runtime`` filled in (``output_dir`` from ``hydra.run.dir`` unless given)."""
     if config_dir is not None and not Path(config_dir).is_dir():
-        raise _glmx.ConfigCompositionError(
+        raise _native.ConfigCompositionError(
             f"Primary config directory not found: '{Path(config_dir).resolve()}'. "
             "Pass config_dir= (or -cp/--config-path) pointing at your configs."
         )
     sp = search_path(config_dir, extra_dirs)
-    composed = _glmx.compose_config(config_name, sp, [str(o) for o in overrides], True, multirun)
+    composed = _native.compose_config(config_name, sp, [str(o) for o in overrides], True, multirun)
     name = job_name or (Path(config_name).stem if config_name else "app")
     dirname = composed.override_dirname("=", ",", [])
     table = resolvers()

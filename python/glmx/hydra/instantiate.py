@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from glmx._glmx import ConfigError
+from glmx.errors import ConfigError
 
 _SPECIAL = {"_target_", "_args_", "_partial_", "_recursive_", "_convert_"}
 _CONVERT = {"none", "partial", "object", "all"}

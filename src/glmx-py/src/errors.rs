@@ -6,22 +6,18 @@
 
 use glmx_config::ConfigError as CfgErr;
 use glmx_core::CoreError;
-use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyKeyboardInterrupt};
+use pyo3::exceptions::PyKeyboardInterrupt;
+use pyo3::import_exception;
 use pyo3::prelude::*;
 
-create_exception!(glmx, GlmxError, PyException, "Root of every error glmx raises.");
-create_exception!(glmx, ConfigError, GlmxError, "A config file, template or YAML tag is invalid.");
-create_exception!(
-    glmx,
-    ConfigCompositionError,
-    ConfigError,
-    "Composing a config tree failed (defaults list, package, missing option)."
-);
-create_exception!(glmx, OverrideError, ConfigError, "A command-line override is malformed or cannot apply.");
-create_exception!(glmx, DataError, GlmxError, "Training data is malformed or unreadable.");
-create_exception!(glmx, CheckpointError, GlmxError, "A checkpoint cannot be written, read or validated.");
-create_exception!(glmx, TrainError, GlmxError, "The training loop failed.");
+// The classes are defined once, in `glmx._config` (which every glmx import loads first), so
+// `except glmx.DataError` catches what either extension raises.
+import_exception!(glmx._config, ConfigError);
+import_exception!(glmx._config, ConfigCompositionError);
+import_exception!(glmx._config, OverrideError);
+import_exception!(glmx._config, DataError);
+import_exception!(glmx._config, CheckpointError);
+import_exception!(glmx._config, TrainError);
 
 /// Every error a binding can return.
 #[derive(Debug)]
@@ -83,16 +79,3 @@ fn core_to_py(err: CoreError) -> PyErr {
 
 /// Result alias for bindings.
 pub type BindingResult<T> = Result<T, BindingError>;
-
-/// Registers the exception classes on the extension module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("GlmxError", py.get_type::<GlmxError>())?;
-    m.add("ConfigError", py.get_type::<ConfigError>())?;
-    m.add("ConfigCompositionError", py.get_type::<ConfigCompositionError>())?;
-    m.add("OverrideError", py.get_type::<OverrideError>())?;
-    m.add("DataError", py.get_type::<DataError>())?;
-    m.add("CheckpointError", py.get_type::<CheckpointError>())?;
-    m.add("TrainError", py.get_type::<TrainError>())?;
-    Ok(())
-}

@@ -1,14 +1,13 @@
-//! `glmx._glmx`: thin PyO3 bindings over `glmx-config` and `glmx-core`.
+//! `glmx._glmx`: thin PyO3 bindings over `glmx-core` (and the Hydra composition of
+//! `glmx-config`). The config engine's own bindings live in `glmx._config`, which does not link
+//! libtorch, so config tools start in milliseconds.
 //!
 //! Code without a `Python<'_>` in it belongs in a core crate; this crate only converts.
 
 mod ckpt;
-mod compose;
-mod config;
 mod data;
 mod errors;
 mod gil;
-mod logging;
 mod tensor;
 mod testing;
 mod train;
@@ -20,12 +19,9 @@ use pyo3::prelude::*;
 fn _glmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("torch_version_built", tch_version())?;
-    errors::register(m)?;
     ckpt::register(m)?;
-    compose::register(m)?;
-    config::register(m)?;
     data::register(m)?;
-    logging::register(m)?;
+    glmx_pylog::register(m)?;
     testing::register(m)?;
     train::register(m)?;
     Ok(())

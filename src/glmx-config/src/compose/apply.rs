@@ -154,7 +154,7 @@ pub fn apply(cfg: &mut Node, o: &Override) -> Result<()> {
             if set(cfg, key, value, false) {
                 Ok(())
             } else {
-                err(format!("Could not override '{key}'.\nTo append to your config use +{}\nKey '{key}' is not in the config", o.input))
+                err(format!("Could not override '{key}'.\nTo append to your config use +{}", o.input))
             }
         }
     }

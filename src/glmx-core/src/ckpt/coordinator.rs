@@ -226,18 +226,23 @@ impl Coordinator {
         };
         let components: Vec<ComponentInput> = req.components.into_iter().filter(keep).collect();
         let job = if async_save {
-            let model = self
-                .pool
-                .snapshot("model", model, interrupt)
-                .map_err(|e| as_ckpt("", e))?;
-            let mut snap = Vec::with_capacity(components.len());
-            for c in components {
-                let tensors = self
-                    .pool
-                    .snapshot(&c.name, c.tensors, interrupt)
-                    .map_err(|e| as_ckpt("", e))?;
-                snap.push(ComponentInput { tensors, ..c });
+            let mut groups = vec![("model".to_string(), model)];
+            let mut shells = Vec::with_capacity(components.len());
+            for mut c in components {
+                groups.push((c.name.clone(), std::mem::take(&mut c.tensors)));
+                shells.push(c);
             }
+            let mut copies = self
+                .pool
+                .snapshot(groups, interrupt)
+                .map_err(|e| as_ckpt("", e))?
+                .into_iter();
+            let model = copies.next().unwrap_or_default();
+            let snap: Vec<ComponentInput> = shells
+                .into_iter()
+                .zip(copies)
+                .map(|(c, tensors)| ComponentInput { tensors, ..c })
+                .collect();
             Job {
                 step: req.step,
                 model,

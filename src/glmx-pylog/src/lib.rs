@@ -1,5 +1,8 @@
 //! Rust `tracing` events delivered to Python `logging` under `glmx.*`.
 //!
+//! Each glmx extension module links its own copy of this crate (statics are per shared object),
+//! so each has its own queue; `glmx._logging` drains all loaded ones.
+//!
 //! Hot threads never take the GIL: a tracing layer formats each enabled event and pushes it into
 //! a bounded channel (dropping, and counting, when full). Python drains the channel from one
 //! forwarder (`glmx._logging`), and after each long binding call.
@@ -142,7 +145,7 @@ pub fn dropped_log_records() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// Registers the logging functions.
+/// Registers the logging functions on an extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     install();
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
