@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
-
 import glmx
+import pytest
 from glmx.hydra.compose import PACKAGE_CONFIGS
 
 hydra = pytest.importorskip("hydra", reason="hydra-core is the reference; install the test extras")
@@ -26,7 +25,9 @@ def colorlog_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     for group in ("hydra_logging", "job_logging"):
         d = root / "hydra" / group
         d.mkdir(parents=True)
-        (d / "colorlog.yaml").write_text((PACKAGE_CONFIGS / "hydra" / group / "colorlog.yaml").read_text())
+        (d / "colorlog.yaml").write_text(
+            (PACKAGE_CONFIGS / "hydra" / group / "colorlog.yaml").read_text()
+        )
     return str(root)
 
 
@@ -44,7 +45,9 @@ def _hydra(tree: str, name: str, overrides: list[str], extra: str) -> object:
 
 def _glmx(tree: str, name: str, overrides: list[str], extra: str) -> object:
     try:
-        return glmx.compose(name, [*overrides, f"hydra.searchpath=[file://{extra}]"], FIXTURES / tree, resolve=False)
+        return glmx.compose(
+            name, [*overrides, f"hydra.searchpath=[file://{extra}]"], FIXTURES / tree, resolve=False
+        )
     except glmx.ConfigError as e:
         return e
 
@@ -59,7 +62,7 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 
@@ -73,8 +76,16 @@ CASES = [
     ("lht", "train", ["trainer=ddp", "~callbacks.early_stopping", "+trainer.foo=1"]),
     ("lht", "train", ["data=[mnist,dna]", "~logger"]),
     ("lht", "train", ["++trainer.max_epochs=3", "++new.key={a:1,b:[1,2]}", "task_name='x,y'"]),
-    ("lht", "train", ["trainer.min_epochs=1e-3", "ckpt_path=null", "data.batch_size=+5", "seed=1_000"]),
-    ("lht", "train", ["model.optimizer.lr=.5", "extras.print_config=FALSE", "task_name=1.2.3", "tags=0x10"]),
+    (
+        "lht",
+        "train",
+        ["trainer.min_epochs=1e-3", "ckpt_path=null", "data.batch_size=+5", "seed=1_000"],
+    ),
+    (
+        "lht",
+        "train",
+        ["model.optimizer.lr=.5", "extras.print_config=FALSE", "task_name=1.2.3", "tags=0x10"],
+    ),
     ("lht", "train", ["task_name=a\\,b", "+x=${paths.root_dir}/y", "+y='quoted ${a}'"]),
     ("lht", "eval", []),
     ("lht", "eval", ["ckpt_path=/tmp/x.ckpt", "trainer=gpu"]),

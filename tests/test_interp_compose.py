@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
-
 import glmx
+import pytest
 
 TREE = Path(__file__).parent / "fixtures" / "hydra" / "interp"
 

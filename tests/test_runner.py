@@ -8,14 +8,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from glmx.hydra import runner
 
 TREE = Path(__file__).parent / "fixtures" / "hydra" / "features"
 
 
 def _args(tmp_path: Path, *extra: str) -> list[str]:
-    return ["-cp", str(TREE), "-cn", "config", f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep", *extra]
+    return [
+        "-cp",
+        str(TREE),
+        "-cn",
+        "config",
+        f"hydra.run.dir={tmp_path}/run",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        *extra,
+    ]
 
 
 def test_cfg_job_prints_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,7 +32,9 @@ def test_cfg_job_prints_config(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert not (tmp_path / "run").exists()
 
 
-def test_info_shows_searchpath_and_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_shows_searchpath_and_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     runner.run(lambda c: None, _args(tmp_path, "--info"))
     out = capsys.readouterr().out
     assert "provider=main" in out and "db/mysql" in out and "server.db" in out
@@ -33,7 +42,9 @@ def test_info_shows_searchpath_and_defaults(tmp_path: Path, capsys: pytest.Captu
 
 def test_run_writes_hydra_dir(tmp_path: Path) -> None:
     seen = {}
-    result = runner.run(lambda cfg: seen.setdefault("cfg", cfg) and 7, _args(tmp_path, "db=postgres"))
+    result = runner.run(
+        lambda cfg: seen.setdefault("cfg", cfg) and 7, _args(tmp_path, "db=postgres")
+    )
     assert result == 7
     cfg = seen["cfg"]
     assert cfg.db.driver == "postgres" and cfg["db"]["engine"]["speed"] == 10
@@ -45,11 +56,16 @@ def test_run_writes_hydra_dir(tmp_path: Path) -> None:
 
 
 def test_multirun_layout(tmp_path: Path) -> None:
-    out = runner.run(lambda cfg: (cfg.lr, cfg.db.driver), _args(tmp_path, "-m", "lr=1,2", "db=glob(*)"))
+    out = runner.run(
+        lambda cfg: (cfg.lr, cfg.db.driver), _args(tmp_path, "-m", "lr=1,2", "db=glob(*)")
+    )
     assert out == [(1, "mysql"), (1, "postgres"), (2, "mysql"), (2, "postgres")]
     sweep = tmp_path / "sweep"
     assert (sweep / "multirun.yaml").is_file()
-    assert yaml.safe_load((sweep / "3" / ".hydra" / "overrides.yaml").read_text())[-2:] == ["lr=2", "db=postgres"]
+    assert yaml.safe_load((sweep / "3" / ".hydra" / "overrides.yaml").read_text())[-2:] == [
+        "lr=2",
+        "db=postgres",
+    ]
 
 
 def test_sweep_without_multirun_is_an_error(tmp_path: Path) -> None:

@@ -34,12 +34,36 @@ class Project:
     None). Call it to build objects: ``proj()`` is target ``main``, ``proj("model")`` one
     target, ``proj("a", "b")`` a tuple, ``proj(["a", "b"])`` a dict; keyword arguments bind
     ``!var`` nodes. Each call builds fresh objects; singletons are shared within one call.
+
+    Hydra-style trees work too: ``Project("train.yaml", project_dir="configs",
+    overrides=["experiment=x"])`` composes the tree (a primary config with a ``defaults:`` list
+    and no ``meta.yaml``) and builds ``_target_`` nodes with :func:`glmx.instantiate`.
     """
 
     def __init__(
-        self, config: str | None = None, project_dir: str | os.PathLike = ".", **vars: Any
+        self,
+        config: str | None = None,
+        project_dir: str | os.PathLike = ".",
+        overrides: list[str] | tuple[str, ...] | None = None,
+        **vars: Any,
     ) -> None:
         project_dir = os.fspath(project_dir)
+        self._hydra = None
+        if _is_hydra_project(config, project_dir, overrides):
+            from glmx._hydra_project import HydraProject
+
+            self._hydra = HydraProject(str(config), project_dir, list(overrides or ()))
+            self.meta = ProjectMeta(**self._hydra.meta())
+            self.config = str(config)
+            self._rendered = self._hydra.pp()
+            return
+        if overrides:
+            from glmx.errors import ConfigError
+
+            raise ConfigError(
+                f"overrides= applies to Hydra-style trees; {project_dir} is a template project "
+                "(meta.yaml): pass template variables as keyword arguments instead"
+            )
         meta, template, rendered, native = _config.config_load_project(config, project_dir, vars)
         self.meta = ProjectMeta(**meta)
         self.config = template
@@ -49,9 +73,13 @@ class Project:
     @property
     def targets(self) -> list[str]:
         """Top-level keys of the config (``.``-prefixed definitions excluded)."""
+        if self._hydra is not None:
+            return self._hydra.targets
         return self._graph.targets
 
     def __call__(self, *targets: str | list[str] | tuple[str, ...], **vars: Any) -> Any:
+        if self._hydra is not None:
+            return self._call_hydra(targets)
         if not targets:
             return self._graph.materialize("main", **vars)
         if len(targets) == 1 and isinstance(targets[0], (list, tuple)):
@@ -67,11 +95,34 @@ class Project:
 
     def graph(self) -> str:
         """The node graph as YAML."""
+        if self._hydra is not None:
+            return self._rendered
         return self._graph.to_yaml()
 
     def code(self, target: str = "main") -> str:
         """Standalone Python source whose ``construct(**vars)`` builds ``target``."""
+        if self._hydra is not None:
+            return self._hydra.code(target)
         return self._graph.code(target)
+
+    def _call_hydra(self, targets: tuple[Any, ...]) -> Any:
+        assert self._hydra is not None
+        if not targets:
+            return self._hydra.build("main")
+        if len(targets) == 1 and isinstance(targets[0], (list, tuple)):
+            return {str(n): self._hydra.build(str(n)) for n in targets[0]}
+        built = tuple(self._hydra.build(str(t)) for t in targets)
+        return built[0] if len(built) == 1 else built
 
     def __repr__(self) -> str:
         return f"Project({self.config!r}, project_dir={self.meta.project_dir!r})"
+
+
+def _is_hydra_project(config: str | None, project_dir: str, overrides: Any) -> bool:
+    """A Hydra tree: no ``meta.yaml``, and the primary config has a ``defaults:`` list."""
+    if config is None or (Path(project_dir) / "meta.yaml").exists():
+        return False
+    from glmx.hydra.compose import is_hydra_tree
+
+    name = config if config.endswith(".yaml") else config + ".yaml"
+    return is_hydra_tree(Path(project_dir) / name) or bool(overrides)

@@ -34,7 +34,6 @@ _DTYPES = {
     "F8_E5M2": torch.float8_e5m2,
     "F8_E4M3": torch.float8_e4m3fn,
 }
-_MADV_POPULATE_READ = 22  # Linux >= 5.14: prefault page tables in one call
 
 
 def _corrupt(path: str, what: str) -> CheckpointError:
@@ -58,10 +57,6 @@ def read_mapped(
         if actual < 8:
             raise _corrupt(path, "shorter than 8 bytes")
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    try:
-        mm.madvise(_MADV_POPULATE_READ)
-    except (OSError, ValueError):
-        pass  # older kernels: pages fault in during the checksum instead
     if checksum is not None:
         got = _glmx.checksum_buffer(mm)
         if got != checksum:

@@ -19,7 +19,15 @@ from glmx import _config as _native
 #: Where glmx ships config groups (``hydra/*``) that users' trees may name.
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
-_BUILTIN = {"oc.env", "oc.select", "oc.create", "oc.decode", "oc.dict.keys", "oc.dict.values", "hydra"}
+_BUILTIN = {
+    "oc.env",
+    "oc.select",
+    "oc.create",
+    "oc.decode",
+    "oc.dict.keys",
+    "oc.dict.values",
+    "hydra",
+}
 _RESOLVERS: dict[str, Callable[..., Any]] = {}
 # `${now:...}` is stable within one run (one process, or one runner job).
 _RUN_START = _dt.datetime.now()
@@ -30,9 +38,13 @@ def _now(pattern: str = "%Y-%m-%d_%H-%M-%S") -> str:
 
 
 def reset_clock() -> None:
-    """Starts a new run for ``${now:...}`` (the runner calls this once per launch)."""
+    """Starts a new run for ``${now:...}`` (the runner calls this once per launch).
+
+    ``GLMX_RUN_START`` (an ISO timestamp) pins the clock: DDP ranks get rank 0's start time so
+    they resolve the same output directory."""
     global _RUN_START
-    _RUN_START = _dt.datetime.now()
+    pinned = os.environ.get("GLMX_RUN_START")
+    _RUN_START = _dt.datetime.fromisoformat(pinned) if pinned else _dt.datetime.now()
 
 
 def register_resolver(name: str, fn: Callable[..., Any], replace: bool = False) -> None:
@@ -44,7 +56,9 @@ def register_resolver(name: str, fn: Callable[..., Any], replace: bool = False) 
     if name in _BUILTIN:
         raise ValueError(f"resolver '{name}' is built in and cannot be replaced")
     if name in _RESOLVERS and not replace:
-        raise ValueError(f"resolver '{name}' is already registered (pass replace=True to replace it)")
+        raise ValueError(
+            f"resolver '{name}' is already registered (pass replace=True to replace it)"
+        )
     if not callable(fn):
         raise TypeError(f"resolver '{name}' must be callable, got {type(fn).__name__}")
     _RESOLVERS[name] = fn
@@ -57,7 +71,9 @@ def resolvers() -> dict[str, Callable[..., Any]]:
     return table
 
 
-def search_path(config_dir: str | os.PathLike[str] | None, extra: Iterable[str] = ()) -> list[tuple[str, str]]:
+def search_path(
+    config_dir: str | os.PathLike[str] | None, extra: Iterable[str] = ()
+) -> list[tuple[str, str]]:
     """The config search path: the user's dir, glmx's shipped groups, ``GLMX_CONFIG_PATH`` dirs,
     then ``extra`` (``--config-dir``)."""
     out: list[tuple[str, str]] = []
@@ -99,7 +115,9 @@ def compose_raw(
     cfg_od = composed.select("hydra.job.config.override_dirname", table) or {}
     if cfg_od:
         dirname = composed.override_dirname(
-            str(cfg_od.get("kv_sep", "=")), str(cfg_od.get("item_sep", ",")), list(cfg_od.get("exclude_keys") or [])
+            str(cfg_od.get("kv_sep", "=")),
+            str(cfg_od.get("item_sep", ",")),
+            list(cfg_od.get("exclude_keys") or []),
         )
     for key, value in (
         ("hydra.mode", "MULTIRUN" if multirun else "RUN"),
@@ -110,7 +128,10 @@ def compose_raw(
         ("hydra.job.override_dirname", dirname),
         ("hydra.runtime.cwd", os.getcwd()),
         ("hydra.runtime.choices", dict(composed.choices)),
-        ("hydra.runtime.config_sources", [{"path": f"file://{d}", "provider": p, "schema": "file"} for p, d in sp]),
+        (
+            "hydra.runtime.config_sources",
+            [{"path": f"file://{d}", "provider": p, "schema": "file"} for p, d in sp],
+        ),
         ("hydra.overrides.task", composed.task_overrides),
         ("hydra.overrides.hydra", composed.hydra_overrides),
     ):

@@ -33,7 +33,9 @@ def locate(path: str) -> Any:
         try:
             obj: Any = importlib.import_module(mod_name)
         except Exception as e:
-            raise InstantiationError(f"could not locate target '{path}': {type(e).__name__}: {e}") from e
+            raise InstantiationError(
+                f"could not locate target '{path}': {type(e).__name__}: {e}"
+            ) from e
         parts = attr.split(".") if attr else []
     else:
         parts = path.split(".")
@@ -52,14 +54,17 @@ def locate(path: str) -> Any:
                     first_error = e
                 continue
             except Exception as e:
-                raise InstantiationError(f"could not locate target '{path}': error loading '{name}': {type(e).__name__}: {e}") from e
+                why = f"error loading '{name}': {type(e).__name__}: {e}"
+                raise InstantiationError(f"could not locate target '{path}': {why}") from e
         if obj is None:
             import builtins
 
             if len(parts) == 1 and hasattr(builtins, parts[0]):
                 return getattr(builtins, parts[0])
             err = first_error or ModuleNotFoundError(f"No module named '{parts[0]}'")
-            raise InstantiationError(f"could not locate target '{path}': {type(err).__name__}: {err}") from err
+            raise InstantiationError(
+                f"could not locate target '{path}': {type(err).__name__}: {err}"
+            ) from err
         parts = parts[n:]
     for i, attr in enumerate(parts):
         try:
@@ -91,7 +96,10 @@ def _build(node: Any, key: str, recursive: bool, convert: str) -> Any:
             return _call(node, key, recursive, convert)
         if not recursive:
             return dict(node)
-        return {k: _build(v, f"{key}.{k}" if key else str(k), recursive, convert) for k, v in node.items()}
+        return {
+            k: _build(v, f"{key}.{k}" if key else str(k), recursive, convert)
+            for k, v in node.items()
+        }
     if isinstance(node, (list, tuple)):
         if not recursive:
             return list(node)
@@ -103,14 +111,21 @@ def _call(node: Mapping[str, Any], key: str, recursive: bool, convert: str) -> A
     recursive = bool(node.get("_recursive_", recursive))
     convert = str(node.get("_convert_", convert)).lower()
     if convert not in _CONVERT:
-        raise InstantiationError(f"{key or '<root>'}: _convert_ must be one of {sorted(_CONVERT)}, got {convert!r}")
+        raise InstantiationError(
+            f"{key or '<root>'}: _convert_ must be one of {sorted(_CONVERT)}, got {convert!r}"
+        )
     target = node["_target_"]
     fn = target if callable(target) else locate(target)
     args = node.get("_args_", [])
     kwargs = {k: v for k, v in node.items() if k not in _SPECIAL}
     if recursive:
-        args = [_build(a, f"{key}._args_[{i}]" if key else f"_args_[{i}]", True, convert) for i, a in enumerate(args)]
-        kwargs = {k: _build(v, f"{key}.{k}" if key else k, True, convert) for k, v in kwargs.items()}
+        args = [
+            _build(a, f"{key}._args_[{i}]" if key else f"_args_[{i}]", True, convert)
+            for i, a in enumerate(args)
+        ]
+        kwargs = {
+            k: _build(v, f"{key}.{k}" if key else k, True, convert) for k, v in kwargs.items()
+        }
     else:
         for k, v in kwargs.items():
             if isinstance(v, str) and v == "???":
@@ -121,7 +136,9 @@ def _call(node: Mapping[str, Any], key: str, recursive: bool, convert: str) -> A
         return fn(*args, **kwargs)
     except Exception as e:
         where = f" at key '{key}'" if key else ""
-        raise InstantiationError(f"Error in call to target '{target}'{where}:\n{type(e).__name__}({e})") from e
+        raise InstantiationError(
+            f"Error in call to target '{target}'{where}:\n{type(e).__name__}({e})"
+        ) from e
 
 
 def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
@@ -142,4 +159,6 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs:
             raise InstantiationError("instantiate(list, ...) takes no extra arguments")
         return _build(list(config), "", True, "none")
-    raise InstantiationError(f"instantiate() expects a mapping or a list, got {type(config).__name__}")
+    raise InstantiationError(
+        f"instantiate() expects a mapping or a list, got {type(config).__name__}"
+    )

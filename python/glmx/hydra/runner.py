@@ -59,14 +59,22 @@ class BasicSweeper:
 def parser() -> argparse.ArgumentParser:
     """The runner's command line (Hydra's flags)."""
     p = argparse.ArgumentParser(add_help=True, description="Compose a config and run the job.")
-    p.add_argument("overrides", nargs="*", help="key=value, +key=value, ++key=value, ~key, group=option")
+    p.add_argument(
+        "overrides", nargs="*", help="key=value, +key=value, ++key=value, ~key, group=option"
+    )
     p.add_argument("-m", "--multirun", action="store_true", help="run a sweep as several jobs")
     p.add_argument("-c", "--cfg", choices=["job", "hydra", "all"], help="print the config and exit")
-    p.add_argument("-r", "--resolve", action="store_true", help="resolve interpolations in --cfg output")
-    p.add_argument("-i", "--info", nargs="?", const="all", choices=["all", "defaults", "searchpath", "config"])
+    p.add_argument(
+        "-r", "--resolve", action="store_true", help="resolve interpolations in --cfg output"
+    )
+    p.add_argument(
+        "-i", "--info", nargs="?", const="all", choices=["all", "defaults", "searchpath", "config"]
+    )
     p.add_argument("-cn", "--config-name", help="primary config name")
     p.add_argument("-cp", "--config-path", help="primary config directory")
-    p.add_argument("-cd", "--config-dir", action="append", default=[], help="extra config directory")
+    p.add_argument(
+        "-cd", "--config-dir", action="append", default=[], help="extra config directory"
+    )
     return p
 
 

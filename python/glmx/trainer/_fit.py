@@ -129,6 +129,8 @@ def run_fit(
 
         from glmx.trainer.trainer import _StepRunner
 
+        if trainer.sync_batchnorm:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         ddp = DistributedDataParallel(
             _StepRunner(model),
             device_ids=[trainer.device.index] if trainer.device.type == "cuda" else None,

@@ -162,4 +162,6 @@ class FitLoopHooks:
         if values:
             t.log_metrics_now(values, step=step)
         t._step_schedulers("epoch")
+        if t.should_stop and epoch + 1 < t.min_epochs:
+            t.should_stop = False  # early stopping waits for min_epochs, as in Lightning
         return t.should_stop

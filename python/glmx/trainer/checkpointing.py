@@ -92,7 +92,10 @@ def restore(trainer: Trainer, module: Module, ckpt_path: Any, train_loader: Any,
     """Load weights (and, unless ``weights_only``, the full training state) from a checkpoint."""
     manager, which = _manager_for(trainer, ckpt_path)
     loaded = manager.load(which, components=[] if weights_only else None)
-    missing, unexpected = module.load_state_dict(loaded["model"], strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(loaded["model"], strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise CheckpointError(f"checkpoint {loaded['path']} does not match {type(module).__name__}: {err}") from None
     if missing or unexpected:
         raise CheckpointError(
             f"checkpoint {loaded['path']} does not match {type(module).__name__}: "

@@ -76,6 +76,7 @@ class Trainer:
         *,
         max_steps: int = -1,
         max_epochs: int | None = None,
+        min_epochs: int | None = None,
         accumulate_grad_batches: int = 1,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str = "norm",
@@ -95,6 +96,7 @@ class Trainer:
         devices: int | str | list[int] = "auto",
         strategy: str = "auto",
         num_nodes: int = 1,
+        sync_batchnorm: bool = False,
         default_root_dir: str | os.PathLike[str] | None = None,
         callbacks: list[Callback] | Callback | None = None,
         logger: bool | Logger | list[Logger] = True,
@@ -116,6 +118,8 @@ class Trainer:
             max_epochs = 1000
         self.max_steps = None if max_steps in (-1, None) else int(max_steps)
         self.max_epochs = max_epochs
+        self.min_epochs = min_epochs or 0
+        self.sync_batchnorm = sync_batchnorm
         self.accumulate_grad_batches = int(accumulate_grad_batches)
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm

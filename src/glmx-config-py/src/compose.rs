@@ -77,16 +77,26 @@ struct PyResolvers<'py> {
 }
 
 impl Resolvers for PyResolvers<'_> {
-    fn call(&mut self, name: &str, args: Vec<Node>, key: &str) -> Option<glmx_config::Result<Node>> {
+    fn call(
+        &mut self,
+        name: &str,
+        args: Vec<Node>,
+        key: &str,
+    ) -> Option<glmx_config::Result<Node>> {
         let f = self.table.get_item(name).ok().flatten()?;
         let py = self.table.py();
         let run = || -> PyResult<Node> {
-            let py_args: Vec<PyObject> = args.iter().map(|a| node_to_py(py, a)).collect::<PyResult<_>>()?;
+            let py_args: Vec<PyObject> = args
+                .iter()
+                .map(|a| node_to_py(py, a))
+                .collect::<PyResult<_>>()?;
             let out = f.call1(PyTuple::new(py, py_args)?)?;
             py_to_node(&out)
         };
         Some(run().map_err(|e| {
-            ConfigError::Interpolation(format!("resolver '{name}' failed while resolving '{key}': {e}"))
+            ConfigError::Interpolation(format!(
+                "resolver '{name}' failed while resolving '{key}': {e}"
+            ))
         }))
     }
 }
@@ -94,7 +104,10 @@ impl Resolvers for PyResolvers<'_> {
 fn sources(search_path: Vec<(String, String)>) -> Vec<Source> {
     search_path
         .into_iter()
-        .map(|(provider, dir)| Source { provider, dir: PathBuf::from(dir) })
+        .map(|(provider, dir)| Source {
+            provider,
+            dir: PathBuf::from(dir),
+        })
         .collect()
 }
 
@@ -116,7 +129,9 @@ fn set_key(root: &mut Node, key: &str, value: Node) {
             m.insert(part.to_string(), value);
             return;
         }
-        cur = m.entry(part.to_string()).or_insert_with(|| Node::Map(Map::new()));
+        cur = m
+            .entry(part.to_string())
+            .or_insert_with(|| Node::Map(Map::new()));
     }
 }
 
@@ -129,7 +144,12 @@ impl PyComposed {
 
     /// The tree with every interpolation resolved; `skip` lists top-level keys to leave out.
     #[pyo3(signature = (resolvers, skip=Vec::new()))]
-    fn resolve(&self, py: Python<'_>, resolvers: Bound<'_, PyDict>, skip: Vec<String>) -> BindingResult<PyObject> {
+    fn resolve(
+        &self,
+        py: Python<'_>,
+        resolvers: Bound<'_, PyDict>,
+        skip: Vec<String>,
+    ) -> BindingResult<PyObject> {
         let mut r = PyResolvers { table: resolvers };
         let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
         let out = glmx_config::interp::resolve(&self.inner.config, &mut r, &skip)?;
@@ -137,7 +157,12 @@ impl PyComposed {
     }
 
     /// The resolved value at dotted `key`, or `None` when absent.
-    fn select(&self, py: Python<'_>, key: &str, resolvers: Bound<'_, PyDict>) -> BindingResult<PyObject> {
+    fn select(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        resolvers: Bound<'_, PyDict>,
+    ) -> BindingResult<PyObject> {
         let mut r = PyResolvers { table: resolvers };
         let mut it = Interpolator::new(&self.inner.config, &mut r);
         match it.select(key)? {
@@ -165,19 +190,31 @@ impl PyComposed {
     /// Final group choices.
     #[getter]
     fn choices(&self) -> Vec<(String, Option<String>)> {
-        self.inner.choices.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.inner
+            .choices
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Job overrides as typed.
     #[getter]
     fn task_overrides(&self) -> Vec<String> {
-        self.inner.task_overrides.iter().map(|o| o.input.clone()).collect()
+        self.inner
+            .task_overrides
+            .iter()
+            .map(|o| o.input.clone())
+            .collect()
     }
 
     /// `hydra.*` overrides as typed.
     #[getter]
     fn hydra_overrides(&self) -> Vec<String> {
-        self.inner.hydra_overrides.iter().map(|o| o.input.clone()).collect()
+        self.inner
+            .hydra_overrides
+            .iter()
+            .map(|o| o.input.clone())
+            .collect()
     }
 
     /// The search path, formatted as in errors.
@@ -216,8 +253,15 @@ fn compose_config(
 
 /// Expands sweep overrides into one override list per job (basic sweeper order).
 #[pyfunction]
-fn sweep_jobs(py: Python<'_>, overrides: Vec<String>, search_path: Vec<(String, String)>) -> BindingResult<Vec<Vec<String>>> {
-    let parsed = overrides.iter().map(|s| parse_override(s)).collect::<Result<Vec<_>, _>>()?;
+fn sweep_jobs(
+    py: Python<'_>,
+    overrides: Vec<String>,
+    search_path: Vec<(String, String)>,
+) -> BindingResult<Vec<Vec<String>>> {
+    let parsed = overrides
+        .iter()
+        .map(|s| parse_override(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let dirs = sources(search_path);
     let jobs = py.allow_threads(|| {
         let repo = compose::repo::Repo::new(dirs);
@@ -228,13 +272,22 @@ fn sweep_jobs(py: Python<'_>, overrides: Vec<String>, search_path: Vec<(String, 
 
 /// Parses one override; returns `(prefix, key, package, value, is_sweep)`.
 #[pyfunction]
-fn parse_override_py(py: Python<'_>, text: &str) -> BindingResult<(String, String, Option<String>, PyObject, bool)> {
+fn parse_override_py(
+    py: Python<'_>,
+    text: &str,
+) -> BindingResult<(String, String, Option<String>, PyObject, bool)> {
     let o = parse_override(text)?;
     let value = match &o.value {
         Some(glmx_config::overrides::Value::Node(n)) => node_to_py(py, n)?,
         _ => py.None(),
     };
-    Ok((o.prefix.as_str().to_string(), o.key.clone(), o.package.clone(), value, o.is_sweep()))
+    Ok((
+        o.prefix.as_str().to_string(),
+        o.key.clone(),
+        o.package.clone(),
+        value,
+        o.is_sweep(),
+    ))
 }
 
 /// Registers the composition bindings.

@@ -6,17 +6,42 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(glmx, GlmxError, PyException, "Root of every error glmx raises.");
-create_exception!(glmx, ConfigError, GlmxError, "A config file, template or YAML tag is invalid.");
+create_exception!(
+    glmx,
+    GlmxError,
+    PyException,
+    "Root of every error glmx raises."
+);
+create_exception!(
+    glmx,
+    ConfigError,
+    GlmxError,
+    "A config file, template or YAML tag is invalid."
+);
 create_exception!(
     glmx,
     ConfigCompositionError,
     ConfigError,
     "Composing a config tree failed (defaults list, package, missing option)."
 );
-create_exception!(glmx, OverrideError, ConfigError, "A command-line override is malformed or cannot apply.");
-create_exception!(glmx, DataError, GlmxError, "Training data is malformed or unreadable.");
-create_exception!(glmx, CheckpointError, GlmxError, "A checkpoint cannot be written, read or validated.");
+create_exception!(
+    glmx,
+    OverrideError,
+    ConfigError,
+    "A command-line override is malformed or cannot apply."
+);
+create_exception!(
+    glmx,
+    DataError,
+    GlmxError,
+    "Training data is malformed or unreadable."
+);
+create_exception!(
+    glmx,
+    CheckpointError,
+    GlmxError,
+    "A checkpoint cannot be written, read or validated."
+);
 create_exception!(glmx, TrainError, GlmxError, "The training loop failed.");
 
 /// Every error a config binding can return.
@@ -64,7 +89,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("GlmxError", py.get_type::<GlmxError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
-    m.add("ConfigCompositionError", py.get_type::<ConfigCompositionError>())?;
+    m.add(
+        "ConfigCompositionError",
+        py.get_type::<ConfigCompositionError>(),
+    )?;
     m.add("OverrideError", py.get_type::<OverrideError>())?;
     m.add("DataError", py.get_type::<DataError>())?;
     m.add("CheckpointError", py.get_type::<CheckpointError>())?;

@@ -6,6 +6,7 @@
 mod compose;
 mod config;
 mod errors;
+mod project_info;
 
 use pyo3::prelude::*;
 
@@ -17,5 +18,6 @@ fn _config(m: &Bound<'_, PyModule>) -> PyResult<()> {
     glmx_pylog::register(m)?;
     config::register(m)?;
     compose::register(m)?;
+    project_info::register(m)?;
     Ok(())
 }

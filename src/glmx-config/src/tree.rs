@@ -217,10 +217,22 @@ mod tests {
 
     #[test]
     fn merge_keeps_dest_on_missing_and_replaces_lists() {
-        let mut d: Node = Node::from_yaml(serde_yaml::from_str("{a: 1, l: [1, 2], m: {x: 1}}").unwrap(), "t").unwrap();
-        let s = Node::from_yaml(serde_yaml::from_str("{a: '???', l: [3], m: {y: 2}}").unwrap(), "t").unwrap();
+        let mut d: Node = Node::from_yaml(
+            serde_yaml::from_str("{a: 1, l: [1, 2], m: {x: 1}}").unwrap(),
+            "t",
+        )
+        .unwrap();
+        let s = Node::from_yaml(
+            serde_yaml::from_str("{a: '???', l: [3], m: {y: 2}}").unwrap(),
+            "t",
+        )
+        .unwrap();
         merge(&mut d, s);
-        let want = Node::from_yaml(serde_yaml::from_str("{a: 1, l: [3], m: {x: 1, y: 2}}").unwrap(), "t").unwrap();
+        let want = Node::from_yaml(
+            serde_yaml::from_str("{a: 1, l: [3], m: {x: 1, y: 2}}").unwrap(),
+            "t",
+        )
+        .unwrap();
         assert_eq!(d, want);
     }
 }

@@ -273,11 +273,7 @@ fn checksum_buffer(py: Python<'_>, data: &Bound<'_, PyAny>) -> BindingResult<Str
         // SAFETY: `buffer` keeps the exporter's memory alive and unmoved until it is dropped
         // after this closure returns; we only read it.
         let bytes = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) };
-        let mut hasher = crc32fast::Hasher::new();
-        for chunk in bytes.chunks(8 << 20) {
-            hasher.update(chunk);
-        }
-        format::format_checksum(hasher.finalize())
+        format::checksum_parallel(bytes, glmx_core::ckpt::snapshot::COPY_THREADS)
     });
     drop(buffer);
     Ok(sum)

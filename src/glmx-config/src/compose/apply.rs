@@ -75,22 +75,34 @@ pub fn apply(cfg: &mut Node, o: &Override) -> Result<()> {
     let value = match &o.value {
         Some(Value::Node(n)) => Some(n.clone()),
         Some(Value::Extend(items)) => {
-            return match parent_mut(cfg, key, false).and_then(|(p, last)| p.as_map_mut().and_then(|m| m.get_mut(&last))) {
+            return match parent_mut(cfg, key, false)
+                .and_then(|(p, last)| p.as_map_mut().and_then(|m| m.get_mut(&last)))
+            {
                 Some(Node::List(l)) => {
                     l.extend(items.iter().cloned());
                     Ok(())
                 }
-                _ => err(format!("Could not append to config. '{key}' is not a list: '{}'", o.input)),
+                _ => err(format!(
+                    "Could not append to config. '{key}' is not a list: '{}'",
+                    o.input
+                )),
             };
         }
-        Some(Value::Sweep(_)) => return err(format!("Sweep parameters '{}' requires --multirun", o.input)),
+        Some(Value::Sweep(_)) => {
+            return err(format!(
+                "Sweep parameters '{}' requires --multirun",
+                o.input
+            ))
+        }
         None => None,
     };
     match o.prefix {
         Prefix::Delete => {
             let current = match get(cfg, key) {
                 None | Some(Node::Null) => {
-                    return err(format!("Could not delete from config. '{key}' does not exist."));
+                    return err(format!(
+                        "Could not delete from config. '{key}' does not exist."
+                    ));
                 }
                 Some(c) => c.clone(),
             };
@@ -133,14 +145,20 @@ pub fn apply(cfg: &mut Node, o: &Override) -> Result<()> {
             if set(cfg, key, value, true) {
                 Ok(())
             } else {
-                err(format!("Could not append to config: the parent of '{key}' is not a mapping ('{}')", o.input))
+                err(format!(
+                    "Could not append to config: the parent of '{key}' is not a mapping ('{}')",
+                    o.input
+                ))
             }
         }
         Prefix::ForceAdd => {
             if set(cfg, key, value.unwrap_or(Node::Null), true) {
                 Ok(())
             } else {
-                err(format!("Could not add '{key}': its parent is not a mapping ('{}')", o.input))
+                err(format!(
+                    "Could not add '{key}': its parent is not a mapping ('{}')",
+                    o.input
+                ))
             }
         }
         Prefix::Set => {
@@ -148,13 +166,19 @@ pub fn apply(cfg: &mut Node, o: &Override) -> Result<()> {
             // Struct mode: merging a mapping may not introduce new keys.
             if let (Some(existing @ Node::Map(_)), Node::Map(_)) = (get(cfg, key), &value) {
                 if !keys_subset(existing, &value) {
-                    return err(format!("Could not override '{key}'.\nTo append to your config use +{}", o.input));
+                    return err(format!(
+                        "Could not override '{key}'.\nTo append to your config use +{}",
+                        o.input
+                    ));
                 }
             }
             if set(cfg, key, value, false) {
                 Ok(())
             } else {
-                err(format!("Could not override '{key}'.\nTo append to your config use +{}", o.input))
+                err(format!(
+                    "Could not override '{key}'.\nTo append to your config use +{}",
+                    o.input
+                ))
             }
         }
     }

@@ -61,7 +61,13 @@ impl DNode {
     }
 
     /// A group entry.
-    pub fn group(group: String, choice: Choice, package: Option<String>, optional: bool, is_override: bool) -> Self {
+    pub fn group(
+        group: String,
+        choice: Choice,
+        package: Option<String>,
+        optional: bool,
+        is_override: bool,
+    ) -> Self {
         let mut n = Self::config(String::new(), package);
         n.group = Some(group);
         n.choice = choice;
@@ -80,7 +86,13 @@ impl DNode {
                 choice,
                 optional,
                 is_override,
-            } => Some(Self::group(group.clone(), choice.clone(), package.clone(), *optional, *is_override)),
+            } => Some(Self::group(
+                group.clone(),
+                choice.clone(),
+                package.clone(),
+                *optional,
+                *is_override,
+            )),
         }
     }
 
@@ -163,7 +175,11 @@ impl DNode {
         match &self.group {
             Some(g) => g.trim_start_matches('/').to_string(),
             None => match &self.choice {
-                Choice::Name(p) => p.trim_start_matches('/').rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default(),
+                Choice::Name(p) => p
+                    .trim_start_matches('/')
+                    .rsplit_once('/')
+                    .map(|(g, _)| g.to_string())
+                    .unwrap_or_default(),
                 _ => String::new(),
             },
         }
@@ -183,7 +199,9 @@ impl DNode {
 
     /// The package (dotted key) this entry's content lands at.
     pub fn final_package(&self, use_header: bool) -> String {
-        let package = self.package(use_header).unwrap_or_else(|| self.relative_group_path().replace('/', "."));
+        let package = self
+            .package(use_header)
+            .unwrap_or_else(|| self.relative_group_path().replace('/', "."));
         let ret = if self.parent_package.is_empty() {
             package
         } else if package.is_empty() {
@@ -193,7 +211,10 @@ impl DNode {
         };
         match ret.rfind("_global_") {
             None => ret,
-            Some(i) => ret.get(i + "_global_".len() + 1..).unwrap_or("").to_string(),
+            Some(i) => ret
+                .get(i + "_global_".len() + 1..)
+                .unwrap_or("")
+                .to_string(),
         }
     }
 
@@ -251,7 +272,14 @@ pub struct Overrides {
 impl Overrides {
     /// Registers a command-line group choice (`group=x` or `group=[a,b]`).
     pub fn choose(&mut self, key: String, choice: Choice) {
-        self.meta.insert(key.clone(), OverrideMeta { external: true, containing: None, used: false });
+        self.meta.insert(
+            key.clone(),
+            OverrideMeta {
+                external: true,
+                containing: None,
+                used: false,
+            },
+        );
         self.order.push(key.clone());
         self.choices.insert(key, choice);
     }
@@ -264,7 +292,14 @@ impl Overrides {
     fn add_override(&mut self, containing: &str, d: &DNode) {
         let key = d.override_key();
         if !self.choices.contains_key(&key) {
-            self.meta.insert(key.clone(), OverrideMeta { external: false, containing: Some(containing.to_string()), used: false });
+            self.meta.insert(
+                key.clone(),
+                OverrideMeta {
+                    external: false,
+                    containing: Some(containing.to_string()),
+                    used: false,
+                },
+            );
             self.order.push(key.clone());
             self.choices.insert(key, d.choice.clone());
         }
@@ -288,7 +323,10 @@ impl Overrides {
             }
             Some(_) => {}
         }
-        self.known_per_group.entry(d.group_path()).or_default().insert(key);
+        self.known_per_group
+            .entry(d.group_path())
+            .or_default()
+            .insert(key);
         Ok(())
     }
 
@@ -306,7 +344,9 @@ impl Overrides {
     /// Errors for command-line choices or deletions that matched nothing.
     pub fn ensure_used(&self) -> Result<()> {
         for key in &self.order {
-            let Some(meta) = self.meta.get(key) else { continue };
+            let Some(meta) = self.meta.get(key) else {
+                continue;
+            };
             if meta.used {
                 continue;
             }
@@ -314,8 +354,14 @@ impl Overrides {
             let choices = self.known_per_group.get(group).cloned().unwrap_or_default();
             let mut msg = match choices.len() {
                 0 => format!("Could not override '{key}'. No match in the defaults list."),
-                1 => format!("Could not override '{key}'.\nDid you mean to override {}?", choices.iter().next().map(String::as_str).unwrap_or("")),
-                _ => format!("Could not override '{key}'.\nDid you mean to override one of {}?", choices.iter().cloned().collect::<Vec<_>>().join(", ")),
+                1 => format!(
+                    "Could not override '{key}'.\nDid you mean to override {}?",
+                    choices.iter().next().map(String::as_str).unwrap_or("")
+                ),
+                _ => format!(
+                    "Could not override '{key}'.\nDid you mean to override one of {}?",
+                    choices.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
             };
             if let Some(c) = &meta.containing {
                 msg = format!("In '{c}': {msg}");
@@ -336,7 +382,9 @@ impl Overrides {
                     Some(n) => format!("{key}={n}"),
                     None => key.clone(),
                 };
-                return Err(ConfigError::Composition(format!("Could not delete '{desc}'. No match in the defaults list")));
+                return Err(ConfigError::Composition(format!(
+                    "Could not delete '{desc}'. No match in the defaults list"
+                )));
             }
         }
         Ok(())
@@ -358,14 +406,20 @@ pub fn build(repo: &Repo, roots: Vec<DNode>, ov: &mut Overrides) -> Result<Vec<T
 
 fn not_found(repo: &Repo, node: &DNode, parent: Option<&str>) -> ConfigError {
     let mut msg = if node.primary {
-        format!("Cannot find primary config '{}'. Check that it's in your config search path.\n", node.config_path())
+        format!(
+            "Cannot find primary config '{}'. Check that it's in your config search path.\n",
+            node.config_path()
+        )
     } else if node.group.is_some() {
         let group = node.group_path();
         let options = repo.group_options(&group);
         let mut m = format!("Could not find '{}'\n", node.config_path());
         if !options.is_empty() {
             let list: Vec<String> = options.iter().map(|o| format!("\t{o}")).collect();
-            m.push_str(&format!("\nAvailable options in '{group}':\n{}\n", list.join("\n")));
+            m.push_str(&format!(
+                "\nAvailable options in '{group}':\n{}\n",
+                list.join("\n")
+            ));
         }
         m
     } else {
@@ -379,10 +433,20 @@ fn not_found(repo: &Repo, node: &DNode, parent: Option<&str>) -> ConfigError {
 }
 
 fn leaf(node: DNode) -> Tree {
-    Tree { node, children: None, is_self: false }
+    Tree {
+        node,
+        children: None,
+        is_self: false,
+    }
 }
 
-fn expand(repo: &Repo, mut node: DNode, is_root: bool, ov: &mut Overrides, parent: Option<&str>) -> Result<Tree> {
+fn expand(
+    repo: &Repo,
+    mut node: DNode,
+    is_root: bool,
+    ov: &mut Overrides,
+    parent: Option<&str>,
+) -> Result<Tree> {
     if is_root && !repo.config_exists(&node.config_path()) {
         return Err(not_found(repo, &node, None));
     }
@@ -404,7 +468,11 @@ fn expand(repo: &Repo, mut node: DNode, is_root: bool, ov: &mut Overrides, paren
     }
     if node.is_missing() {
         let group = node.group_path();
-        let list: Vec<String> = repo.group_options(&group).iter().map(|o| format!("\t{o}")).collect();
+        let list: Vec<String> = repo
+            .group_options(&group)
+            .iter()
+            .map(|o| format!("\t{o}"))
+            .collect();
         return Err(ConfigError::Composition(format!(
             "You must specify '{group}', e.g, {group}=<OPTION>\nAvailable options:\n{}",
             list.join("\n")
@@ -423,9 +491,15 @@ fn expand(repo: &Repo, mut node: DNode, is_root: bool, ov: &mut Overrides, paren
     if !defaults.is_empty() || (is_root && !ov.appends.is_empty()) {
         validate_self(&path, &mut defaults)?;
     }
-    let mut nodes: Vec<(Option<DNode>, bool)> = defaults.iter().map(|e| (DNode::from_entry(e), matches!(e, Entry::SelfRef))).collect();
+    let mut nodes: Vec<(Option<DNode>, bool)> = defaults
+        .iter()
+        .map(|e| (DNode::from_entry(e), matches!(e, Entry::SelfRef)))
+        .collect();
     if is_root {
-        let idx = nodes.iter().position(|(d, _)| d.as_ref().is_some_and(|d| d.is_override)).unwrap_or(nodes.len());
+        let idx = nodes
+            .iter()
+            .position(|(d, _)| d.as_ref().is_some_and(|d| d.is_override))
+            .unwrap_or(nodes.len());
         appended.append(&mut ov.appends);
         for (k, a) in appended.into_iter().enumerate() {
             nodes.insert(idx + k, (Some(a), false));
@@ -456,7 +530,11 @@ fn expand(repo: &Repo, mut node: DNode, is_root: bool, ov: &mut Overrides, paren
     let mut children: Vec<Tree> = Vec::new();
     for (d, is_self) in nodes.into_iter().rev() {
         if is_self {
-            children.push(Tree { node: node.clone(), children: None, is_self: true });
+            children.push(Tree {
+                node: node.clone(),
+                children: None,
+                is_self: true,
+            });
             continue;
         }
         let Some(mut d) = d else { continue };
@@ -485,20 +563,36 @@ fn expand(repo: &Repo, mut node: DNode, is_root: bool, ov: &mut Overrides, paren
     }
     children.reverse();
     // Hydra keeps a node without expanded defaults as a leaf (its content merges as itself).
-    let children = if children.is_empty() { None } else { Some(children) };
-    Ok(Tree { node, children, is_self: false })
+    let children = if children.is_empty() {
+        None
+    } else {
+        Some(children)
+    };
+    Ok(Tree {
+        node,
+        children,
+        is_self: false,
+    })
 }
 
 fn validate_self(path: &str, defaults: &mut Vec<Entry>) -> Result<()> {
     let mut has_self = false;
     let mut has_non_override = false;
     for d in defaults.iter() {
-        if !matches!(d, Entry::Group { is_override: true, .. }) {
+        if !matches!(
+            d,
+            Entry::Group {
+                is_override: true,
+                ..
+            }
+        ) {
             has_non_override = true;
         }
         if matches!(d, Entry::SelfRef) {
             if has_self {
-                return Err(ConfigError::Composition(format!("Duplicate _self_ defined in {path}")));
+                return Err(ConfigError::Composition(format!(
+                    "Duplicate _self_ defined in {path}"
+                )));
             }
             has_self = true;
         }

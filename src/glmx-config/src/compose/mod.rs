@@ -25,7 +25,10 @@ pub fn render_hook(file: &Path, text: String) -> Result<String> {
     if !has_template_syntax(&text) {
         return Ok(text);
     }
-    let dirs: Vec<PathBuf> = file.parent().map(|p| vec![p.to_path_buf()]).unwrap_or_default();
+    let dirs: Vec<PathBuf> = file
+        .parent()
+        .map(|p| vec![p.to_path_buf()])
+        .unwrap_or_default();
     crate::template::Renderer::new(dirs).render_file(file, minijinja::context! {})
 }
 
@@ -35,7 +38,11 @@ fn has_template_syntax(text: &str) -> bool {
         || text.contains("{%")
         || text.lines().any(|l| {
             let t = l.trim_start();
-            t == "--" || t == "==" || t.starts_with("-- ") || t.starts_with("== ") || t.starts_with("=> ")
+            t == "--"
+                || t == "=="
+                || t.starts_with("-- ")
+                || t.starts_with("== ")
+                || t.starts_with("=> ")
         })
 }
 
@@ -72,28 +79,47 @@ pub struct Composed {
 }
 
 /// Builds the search path: the user's dir, the package's shipped groups, then extra dirs.
-pub fn search_path(user_dir: Option<&Path>, package_dir: Option<&Path>, extra: &[PathBuf]) -> Vec<Source> {
+pub fn search_path(
+    user_dir: Option<&Path>,
+    package_dir: Option<&Path>,
+    extra: &[PathBuf],
+) -> Vec<Source> {
     let mut out = Vec::new();
     if let Some(d) = user_dir {
-        out.push(Source { provider: "main".into(), dir: d.to_path_buf() });
+        out.push(Source {
+            provider: "main".into(),
+            dir: d.to_path_buf(),
+        });
     }
     if let Some(d) = package_dir {
-        out.push(Source { provider: "glmx".into(), dir: d.to_path_buf() });
+        out.push(Source {
+            provider: "glmx".into(),
+            dir: d.to_path_buf(),
+        });
     }
     for d in extra {
-        out.push(Source { provider: "extra".into(), dir: d.clone() });
+        out.push(Source {
+            provider: "extra".into(),
+            dir: d.clone(),
+        });
     }
     out
 }
 
 fn strip_ext(name: &str) -> &str {
-    name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")).unwrap_or(name)
+    name.strip_suffix(".yaml")
+        .or_else(|| name.strip_suffix(".yml"))
+        .unwrap_or(name)
 }
 
 /// Composes one config.
 pub fn compose(req: &Request) -> Result<Composed> {
     let repo = Repo::new(req.sources.clone());
-    let parsed: Vec<Override> = req.overrides.iter().map(|s| parse_override(s)).collect::<Result<_>>()?;
+    let parsed: Vec<Override> = req
+        .overrides
+        .iter()
+        .map(|s| parse_override(s))
+        .collect::<Result<_>>()?;
     sweep_legal(&parsed, req.multirun)?;
     let mut ov = Overrides::default();
     let mut config_overrides: Vec<&Override> = Vec::new();
@@ -106,14 +132,19 @@ pub fn compose(req: &Request) -> Result<Composed> {
             _ => None,
         };
         let is_group = repo.group_exists(&o.key);
-        if matches!(value, Some(Node::Map(_))) || !is_group || matches!(o.value, Some(Value::Extend(_))) {
+        if matches!(value, Some(Node::Map(_)))
+            || !is_group
+            || matches!(o.value, Some(Value::Extend(_)))
+        {
             config_overrides.push(o);
             continue;
         }
         let choice = match value {
             None => None,
             Some(Node::Str(s)) => Some(Choice::Name(s.clone())),
-            Some(Node::List(items)) => Some(Choice::Options(items.iter().map(Node::to_py_str).collect())),
+            Some(Node::List(items)) => {
+                Some(Choice::Options(items.iter().map(Node::to_py_str).collect()))
+            }
             Some(Node::Null) => Some(Choice::Null),
             Some(other) => {
                 return Err(ConfigError::Override(format!(
@@ -138,7 +169,13 @@ pub fn compose(req: &Request) -> Result<Composed> {
                 ov.delete(o.key_with_package(), name);
             }
             Prefix::Add => {
-                let mut d = DNode::group(o.key.clone(), choice.unwrap_or(Choice::Null), o.package.clone(), false, false);
+                let mut d = DNode::group(
+                    o.key.clone(),
+                    choice.unwrap_or(Choice::Null),
+                    o.package.clone(),
+                    false,
+                    false,
+                );
                 d.external_append = true;
                 ov.appends.push(d);
             }
@@ -164,9 +201,10 @@ pub fn compose(req: &Request) -> Result<Composed> {
     for o in &config_overrides {
         apply::apply(&mut cfg, o)?;
     }
-    let (hydra_overrides, task_overrides): (Vec<Override>, Vec<Override>) = parsed
-        .into_iter()
-        .partition(|o| o.key == "hydra" || o.key.starts_with("hydra.") || o.key.starts_with("hydra/"));
+    let (hydra_overrides, task_overrides): (Vec<Override>, Vec<Override>) =
+        parsed.into_iter().partition(|o| {
+            o.key == "hydra" || o.key.starts_with("hydra.") || o.key.starts_with("hydra/")
+        });
     Ok(Composed {
         config: cfg,
         defaults: flat,
@@ -178,7 +216,12 @@ pub fn compose(req: &Request) -> Result<Composed> {
 }
 
 /// `hydra.job.override_dirname`: sorted `key=value` of the task overrides, minus excluded keys.
-pub fn override_dirname(overrides: &[Override], exclude: &[String], kv_sep: &str, item_sep: &str) -> String {
+pub fn override_dirname(
+    overrides: &[Override],
+    exclude: &[String],
+    kv_sep: &str,
+    item_sep: &str,
+) -> String {
     let mut lines: Vec<String> = overrides
         .iter()
         .filter(|o| !exclude.contains(&o.key_element()))

@@ -154,7 +154,9 @@ impl Repo {
             None => None,
             Some(file) => Some(Rc::new(load_file(&file)?)),
         };
-        self.cache.borrow_mut().insert(path.to_string(), loaded.clone());
+        self.cache
+            .borrow_mut()
+            .insert(path.to_string(), loaded.clone());
         Ok(loaded)
     }
 }
@@ -240,7 +242,9 @@ fn parse_entry(item: Node, file: &str) -> Result<Entry> {
         }
         Node::Map(m) if m.len() == 1 => {
             let Some((key, value)) = m.into_iter().next() else {
-                return Err(ConfigError::Composition(format!("In '{file}': empty defaults entry")));
+                return Err(ConfigError::Composition(format!(
+                    "In '{file}': empty defaults entry"
+                )));
             };
             let words: Vec<&str> = key.split_whitespace().collect();
             let (flags, group) = words.split_at(words.len().saturating_sub(1));

@@ -27,12 +27,18 @@ fn convert(n: &YNode, file: &str, anchors: &mut HashMap<usize, Node>) -> Result<
                 Node::Str(value.clone())
             }
         }
-        YKind::Seq(items) => Node::List(items.iter().map(|i| convert(i, file, anchors)).collect::<Result<_>>()?),
+        YKind::Seq(items) => Node::List(
+            items
+                .iter()
+                .map(|i| convert(i, file, anchors))
+                .collect::<Result<_>>()?,
+        ),
         YKind::Map(pairs) => {
             let mut m = Map::with_capacity(pairs.len());
             let mut merged: Vec<Map> = Vec::new();
             for (k, v) in pairs {
-                let is_merge = matches!(&k.kind, YKind::Scalar { value, plain: true } if value == "<<");
+                let is_merge =
+                    matches!(&k.kind, YKind::Scalar { value, plain: true } if value == "<<");
                 let value = convert(v, file, anchors)?;
                 if is_merge {
                     match value {
@@ -44,7 +50,13 @@ fn convert(n: &YNode, file: &str, anchors: &mut HashMap<usize, Node>) -> Result<
                                 }
                             }
                         }
-                        _ => return Err(yaml_err(file, k.line, "'<<' merge key needs a mapping or a list of mappings")),
+                        _ => {
+                            return Err(yaml_err(
+                                file,
+                                k.line,
+                                "'<<' merge key needs a mapping or a list of mappings",
+                            ))
+                        }
                     }
                     continue;
                 }
@@ -54,7 +66,11 @@ fn convert(n: &YNode, file: &str, anchors: &mut HashMap<usize, Node>) -> Result<
                     other => other.to_py_str(),
                 };
                 if m.contains_key(&key) {
-                    return Err(yaml_err(file, k.line, &format!("found duplicate key {key}")));
+                    return Err(yaml_err(
+                        file,
+                        k.line,
+                        &format!("found duplicate key {key}"),
+                    ));
                 }
                 m.insert(key, value);
             }
@@ -88,16 +104,24 @@ fn yaml_err(file: &str, line: usize, msg: &str) -> ConfigError {
 }
 
 fn digits_us(s: &str, radix: u32) -> bool {
-    !s.is_empty() && s.chars().all(|c| c == '_' || c.is_digit(radix)) && s.chars().any(|c| c.is_digit(radix))
+    !s.is_empty()
+        && s.chars().all(|c| c == '_' || c.is_digit(radix))
+        && s.chars().any(|c| c.is_digit(radix))
 }
 
 /// Resolves a plain scalar the way OmegaConf's YAML loader does.
 pub fn resolve11(s: &str) -> Node {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Node::Bool(true),
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Node::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Node::Float(f64::INFINITY),
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Node::Bool(true)
+        }
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Node::Bool(false)
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Node::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Node::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Node::Float(f64::NAN),
         _ => {}
@@ -133,7 +157,8 @@ pub fn resolve11(s: &str) -> Node {
             return Node::Int(sign(i));
         }
     }
-    if body == "0" || (body.starts_with(|c: char| ('1'..='9').contains(&c)) && digits_us(body, 10)) {
+    if body == "0" || (body.starts_with(|c: char| ('1'..='9').contains(&c)) && digits_us(body, 10))
+    {
         if let Ok(i) = clean.parse::<i64>() {
             return Node::Int(sign(i));
         }
@@ -156,9 +181,14 @@ fn is_float11(body: &str) -> bool {
         // `1.5`, `1.`, `.5` (a leading-dot float only without sign in PyYAML; close enough)
         Some((a, b)) => {
             (a.is_empty() && digits_us(b, 10) && b.starts_with(|c: char| c.is_ascii_digit()))
-                || (!a.is_empty() && a.starts_with(|c: char| c.is_ascii_digit()) && digits_us(a, 10) && (b.is_empty() || b.chars().all(|c| c == '_' || c.is_ascii_digit())))
+                || (!a.is_empty()
+                    && a.starts_with(|c: char| c.is_ascii_digit())
+                    && digits_us(a, 10)
+                    && (b.is_empty() || b.chars().all(|c| c == '_' || c.is_ascii_digit())))
         }
-        None => exp.is_some() && mant.starts_with(|c: char| c.is_ascii_digit()) && digits_us(mant, 10),
+        None => {
+            exp.is_some() && mant.starts_with(|c: char| c.is_ascii_digit()) && digits_us(mant, 10)
+        }
     }
 }
 

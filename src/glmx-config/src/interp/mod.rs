@@ -343,7 +343,9 @@ impl<'a> Interpolator<'a> {
                     } else {
                         m.values().cloned().collect()
                     })),
-                    _ => Err(ConfigError::Interpolation(format!("{name}: '{key}' is not a mapping"))),
+                    _ => Err(ConfigError::Interpolation(format!(
+                        "{name}: '{key}' is not a mapping"
+                    ))),
                 }
             }
             "hydra" => {
@@ -387,15 +389,20 @@ mod tests {
     fn resolves_absolute_relative_indexed_nested() {
         let t = tree("a: {b: 1, c: '${.b}', d: '${..x}'}\nx: [10, 20]\ns: 1\ny: '${x[${s}]}'\nz: 'v=${a.b}'\ne: '\\${a}'");
         let r = resolve(&t, &mut NoResolvers, &[]).unwrap();
-        let want = tree("a: {b: 1, c: 1, d: [10, 20]}\nx: [10, 20]\ns: 1\ny: 20\nz: 'v=1'\ne: '${a}'");
+        let want =
+            tree("a: {b: 1, c: 1, d: [10, 20]}\nx: [10, 20]\ns: 1\ny: 20\nz: 'v=1'\ne: '${a}'");
         assert_eq!(r, want);
     }
 
     #[test]
     fn reports_cycles_and_missing() {
-        let e = resolve(&tree("a: '${b}'\nb: '${a}'"), &mut NoResolvers, &[]).unwrap_err().to_string();
+        let e = resolve(&tree("a: '${b}'\nb: '${a}'"), &mut NoResolvers, &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cycle") && e.contains("a -> b -> a"), "{e}");
-        let e = resolve(&tree("m: {n: '???'}\nx: '${m.n}'"), &mut NoResolvers, &[]).unwrap_err().to_string();
+        let e = resolve(&tree("m: {n: '???'}\nx: '${m.n}'"), &mut NoResolvers, &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Missing mandatory value: m.n"), "{e}");
     }
 }

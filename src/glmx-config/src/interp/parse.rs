@@ -24,7 +24,9 @@ pub struct Arg {
 }
 
 fn err<T>(s: &str, msg: &str) -> Result<T> {
-    Err(ConfigError::Interpolation(format!("cannot parse interpolation in '{s}': {msg}")))
+    Err(ConfigError::Interpolation(format!(
+        "cannot parse interpolation in '{s}': {msg}"
+    )))
 }
 
 /// True when `s` needs interpolation (or escape) processing.
@@ -49,7 +51,11 @@ fn parse_seq(src: &str, c: &[char], mut i: usize, in_key: bool) -> Result<(Vec<P
             i += 3;
             continue;
         }
-        if c[i] == '\\' && c.get(i + 1) == Some(&'\\') && c.get(i + 2) == Some(&'$') && c.get(i + 3) == Some(&'{') {
+        if c[i] == '\\'
+            && c.get(i + 1) == Some(&'\\')
+            && c.get(i + 2) == Some(&'$')
+            && c.get(i + 3) == Some(&'{')
+        {
             text.push('\\');
             i += 2;
             continue;
@@ -126,7 +132,11 @@ fn parse_args(src: &str, c: &[char], mut i: usize) -> Result<(Vec<Arg>, usize)> 
             return err(src, "missing '}' after resolver arguments");
         };
         match ch {
-            '\\' if matches!(c.get(i + 1), Some(',' | '\\' | '}' | '{' | '[' | ']' | '(' | ')' | ':' | '\'' | '"' | ' ')) => {
+            '\\' if matches!(
+                c.get(i + 1),
+                Some(',' | '\\' | '}' | '{' | '[' | ']' | '(' | ')' | ':' | '\'' | '"' | ' ')
+            ) =>
+            {
                 text.push(c[i + 1]);
                 i += 2;
             }
@@ -230,7 +240,9 @@ mod tests {
         let p = parse("a${x[${s}]}b").unwrap();
         assert_eq!(p.len(), 3);
         let p = parse("${oc.env:HOME, '/t,mp'}").unwrap();
-        let Piece::Call(name, args) = &p[0] else { panic!() };
+        let Piece::Call(name, args) = &p[0] else {
+            panic!()
+        };
         assert_eq!(name, "oc.env");
         assert_eq!(args.len(), 2);
         assert!(args[1].quoted);

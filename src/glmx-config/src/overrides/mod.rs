@@ -172,7 +172,10 @@ pub fn node_text(n: &Node) -> String {
             format!("[{}]", parts.join(","))
         }
         Node::Map(m) => {
-            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}:{}", node_text(v))).collect();
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", node_text(v)))
+                .collect();
             format!("{{{}}}", parts.join(","))
         }
     }

@@ -194,7 +194,11 @@ impl Parser<'_> {
                 }
                 self.i += 1;
             }
-            let key: String = self.s[start..self.i].iter().collect::<String>().trim().to_string();
+            let key: String = self.s[start..self.i]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_string();
             if key.is_empty() || self.peek() != Some(':') {
                 return self.err("expected 'key:value' in dict");
             }
@@ -353,8 +357,17 @@ impl Parser<'_> {
                 Value::Sweep(Sweep::Range { start, stop, step })
             }
             "glob" => {
-                let include = args.first().or(kw("include").as_ref()).map(strings).unwrap_or_default();
-                let exclude = args.get(1).cloned().or(kw("exclude")).map(|n| strings(&n)).unwrap_or_default();
+                let include = args
+                    .first()
+                    .or(kw("include").as_ref())
+                    .map(strings)
+                    .unwrap_or_default();
+                let exclude = args
+                    .get(1)
+                    .cloned()
+                    .or(kw("exclude"))
+                    .map(|n| strings(&n))
+                    .unwrap_or_default();
                 Value::Sweep(Sweep::Glob { include, exclude })
             }
             "interval" => Value::Sweep(Sweep::Interval),
@@ -386,11 +399,20 @@ impl Parser<'_> {
                 let cast = |n: &Node| cast_node(&name, n);
                 match args.as_slice() {
                     [one] => match one {
-                        Node::List(l) => Value::Node(Node::List(l.iter().map(cast).collect::<Option<_>>().ok_or_else(|| self.cast_err(&name))?)),
+                        Node::List(l) => Value::Node(Node::List(
+                            l.iter()
+                                .map(cast)
+                                .collect::<Option<_>>()
+                                .ok_or_else(|| self.cast_err(&name))?,
+                        )),
                         n => Value::Node(cast(n).ok_or_else(|| self.cast_err(&name))?),
                     },
                     many => Value::Sweep(Sweep::Choice {
-                        values: many.iter().map(cast).collect::<Option<_>>().ok_or_else(|| self.cast_err(&name))?,
+                        values: many
+                            .iter()
+                            .map(cast)
+                            .collect::<Option<_>>()
+                            .ok_or_else(|| self.cast_err(&name))?,
                         simple: false,
                     }),
                 }
@@ -405,7 +427,10 @@ impl Parser<'_> {
     }
 
     fn cast_err(&self, name: &str) -> ConfigError {
-        ConfigError::Override(format!("Error parsing override '{}': cannot cast to {name}", self.input))
+        ConfigError::Override(format!(
+            "Error parsing override '{}': cannot cast to {name}",
+            self.input
+        ))
     }
 
     fn keyword_arg(&mut self) -> Option<String> {
@@ -524,7 +549,11 @@ fn is_float(s: &str) -> bool {
         }
     }
     match mant.split_once('.') {
-        Some((a, b)) => (a.is_empty() || is_uint(a)) && (b.is_empty() || is_uint(b)) && !(a.is_empty() && b.is_empty()),
+        Some((a, b)) => {
+            (a.is_empty() || is_uint(a))
+                && (b.is_empty() || is_uint(b))
+                && !(a.is_empty() && b.is_empty())
+        }
         None => exp.is_some() && is_uint(mant),
     }
 }
@@ -547,16 +576,30 @@ mod tests {
         assert_eq!(val("a=1.2.3"), Value::Node(Node::Str("1.2.3".into())));
         assert_eq!(val("a=0x10"), Value::Node(Node::Str("0x10".into())));
         assert_eq!(val("a='1'"), Value::Node(Node::Str("1".into())));
-        assert_eq!(val("a=${oc.env:X,y}"), Value::Node(Node::Str("${oc.env:X,y}".into())));
+        assert_eq!(
+            val("a=${oc.env:X,y}"),
+            Value::Node(Node::Str("${oc.env:X,y}".into()))
+        );
         assert_eq!(val("a=x\\,y"), Value::Node(Node::Str("x,y".into())));
     }
 
     #[test]
     fn parses_sweeps_and_containers() {
-        assert!(matches!(val("a=1,2"), Value::Sweep(Sweep::Choice { simple: true, .. })));
-        assert!(matches!(val("a=range(1,4)"), Value::Sweep(Sweep::Range { .. })));
-        let Value::Node(Node::Map(m)) = val("a={x:1,y:[1,2]}") else { panic!() };
-        assert_eq!(m.get("y"), Some(&Node::List(vec![Node::Int(1), Node::Int(2)])));
+        assert!(matches!(
+            val("a=1,2"),
+            Value::Sweep(Sweep::Choice { simple: true, .. })
+        ));
+        assert!(matches!(
+            val("a=range(1,4)"),
+            Value::Sweep(Sweep::Range { .. })
+        ));
+        let Value::Node(Node::Map(m)) = val("a={x:1,y:[1,2]}") else {
+            panic!()
+        };
+        assert_eq!(
+            m.get("y"),
+            Some(&Node::List(vec![Node::Int(1), Node::Int(2)]))
+        );
     }
 
     #[test]

@@ -63,7 +63,11 @@ pub fn expand_sweeps(
     Ok(jobs)
 }
 
-fn sweep_values(o: &Override, s: &Sweep, options: &dyn Fn(&str) -> Vec<String>) -> Result<Vec<Node>> {
+fn sweep_values(
+    o: &Override,
+    s: &Sweep,
+    options: &dyn Fn(&str) -> Vec<String>,
+) -> Result<Vec<Node>> {
     Ok(match s {
         Sweep::Choice { values, .. } => values.clone(),
         Sweep::Range { start, stop, step } => range_values(o, start, stop, step)?,
@@ -86,7 +90,10 @@ fn range_values(o: &Override, start: &Node, stop: &Node, step: &Node) -> Result<
     let bad = || ConfigError::Override(format!("'{}': range() arguments must be numbers", o.input));
     if let (Node::Int(a), Node::Int(b), Node::Int(c)) = (start, stop, step) {
         if *c == 0 {
-            return Err(ConfigError::Override(format!("'{}': range() step must not be zero", o.input)));
+            return Err(ConfigError::Override(format!(
+                "'{}': range() step must not be zero",
+                o.input
+            )));
         }
         let mut out = Vec::new();
         let mut x = *a;
@@ -101,9 +108,16 @@ fn range_values(o: &Override, start: &Node, stop: &Node, step: &Node) -> Result<
         Node::Float(f) => Some(*f),
         _ => None,
     };
-    let (a, b, c) = (f(start).ok_or_else(bad)?, f(stop).ok_or_else(bad)?, f(step).ok_or_else(bad)?);
+    let (a, b, c) = (
+        f(start).ok_or_else(bad)?,
+        f(stop).ok_or_else(bad)?,
+        f(step).ok_or_else(bad)?,
+    );
     if c == 0.0 {
-        return Err(ConfigError::Override(format!("'{}': range() step must not be zero", o.input)));
+        return Err(ConfigError::Override(format!(
+            "'{}': range() step must not be zero",
+            o.input
+        )));
     }
     let n = ((b - a) / c).ceil().max(0.0) as usize;
     Ok((0..n).map(|i| Node::Float(a + c * i as f64)).collect())
@@ -143,7 +157,10 @@ mod tests {
 
     #[test]
     fn cartesian_product_first_slowest() {
-        let ovs: Vec<Override> = ["a=1,2", "b=range(0,2)", "c=x"].iter().map(|s| parse_override(s).unwrap()).collect();
+        let ovs: Vec<Override> = ["a=1,2", "b=range(0,2)", "c=x"]
+            .iter()
+            .map(|s| parse_override(s).unwrap())
+            .collect();
         let jobs = expand_sweeps(&ovs, &|_| vec![]).unwrap();
         assert_eq!(jobs.len(), 4);
         assert_eq!(jobs[1], vec!["a=1", "b=1", "c=x"]);

@@ -1,0 +1,139 @@
+"""The ``glmx`` command line.
+
+Each command lives in a module ``glmx.cli.<module>`` (several commands may share one) with two
+functions: ``add_arguments(parser: argparse.ArgumentParser, command: str) -> None`` and
+``run(args: argparse.Namespace, command: str) -> int`` (the exit code). Global options are
+``args.project_dir`` and ``args.config``. A ``GlmxError`` becomes a one-line message and exit 2.
+Only the chosen command's module is imported, so ``glmx ls`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+# command -> (module under glmx.cli, one-line help). Order is the order of `glmx --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ls": ("inspect", "list the project's configs with their descriptions"),
+    "pp": ("inspect", "print a config rendered (-d: the translated template)"),
+    "meta": ("inspect", "print the project's meta.yaml settings"),
+    "targets": ("inspect", "list a config's targets"),
+    "tlist": ("inspect", "list the templates on the search path"),
+    "trefs": ("inspect", "show the template inheritance tree"),
+    "graph": ("inspect", "print a config's node graph (yaml or python)"),
+    "code": ("inspect", "print standalone Python that builds a target"),
+    "construct": ("inspect", "materialize a target (and optionally call it)"),
+    "index": ("inspect", "project overview as markdown"),
+    "train": ("train", "train: in-process, or torchrun over the listed devices"),
+    "tb": ("train", "start TensorBoard on 127.0.0.1 over the run's logs"),
+    "control": ("control", "list, inspect, save, stop or abort running trainings"),
+    "logs": ("logs", "list, summarise and plot training logs"),
+    "ws": ("scaffold", "create a workspace"),
+    "project": ("scaffold", "create a project from a template"),
+    "data": ("data", "prepare genomic training data (promoters, windows)"),
+    "score": ("score", "score variants with a trained model"),
+    "env": ("env", "detect the compute environment (SLURM, GPUs, scratch)"),
+    "slurm": ("slurm", "submit trainings to SLURM"),
+    "exp": ("exp", "list, show, compare and export experiments"),
+}
+
+
+def fmt_num(value: Any, digits: int = 4) -> str:
+    """A number for a table: ``-`` when missing, ``digits`` significant digits otherwise."""
+    if value is None or value == "":
+        return "-"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if digits == 0:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def fmt_duration(seconds: Any) -> str:
+    """``1h02m03s`` style, ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    s = int(float(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
+
+
+def print_table(rows: list[dict[str, Any]], fmt: str = "text") -> None:
+    """Prints ``rows`` as aligned plain-text columns (header from the first row's keys), or as
+    a JSON list when ``fmt == "json"``."""
+    if fmt == "json":
+        print(json.dumps(rows, indent=1, default=str))
+        return
+    if not rows:
+        return
+    cols = list(rows[0])
+    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only ``command``'s module is imported to add its arguments."""
+    parser = argparse.ArgumentParser(
+        prog="glmx",
+        description="glmx: train, inspect and evaluate genomic language models.",
+    )
+    parser.add_argument("-p", "--project-dir", default=".", help="project directory (default: .)")
+    parser.add_argument("-t", "--config", default=None, help="config name (default: the project's default)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            mod = importlib.import_module(f"glmx.cli.{module}")
+            mod.add_arguments(cmd, name)
+    return parser
+
+
+def _find_command(argv: Sequence[str]) -> str | None:
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-p", "--project-dir", "-t", "--config"):
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``glmx`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _find_command(argv)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    module = importlib.import_module(f"glmx.cli.{COMMANDS[args.command][0]}")
+    from glmx.errors import GlmxError
+
+    try:
+        return int(module.run(args, args.command) or 0)
+    except GlmxError as err:
+        print(f"glmx {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"glmx {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""``python -m glmx.train``: compose ``configs/train.yaml`` with Hydra overrides, then train.
+
+The lightning-hydra-template flow: seed, instantiate data, model, callbacks, loggers and trainer;
+``fit``; ``test`` with the best checkpoint; return ``optimized_metric`` for sweeps.
+
+    python -m glmx.train experiment=tiny_cpu trainer.max_epochs=5
+    python -m glmx.train -m model.lr=0.01,0.03          # a sweep: multirun/<date>/<time>/<n>/
+    python -m glmx.train --cfg job                      # print the composed config (no torch)
+
+Under DDP (torchrun, ``glmx train -d 0,1``) every rank uses rank 0's output directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+log = logging.getLogger("glmx.train")
+
+
+def _instantiate_group(node: Any, what: str) -> list[Any]:
+    """Instantiate every entry of a callbacks/logger group that has a ``_target_``."""
+    from glmx.hydra import instantiate
+
+    if not node:
+        return []
+    if not isinstance(node, Mapping):
+        from glmx.errors import ConfigError
+
+        raise ConfigError(f"'{what}' must be a mapping of name -> config, got {type(node).__name__}")
+    return [instantiate(conf) for conf in node.values() if isinstance(conf, Mapping) and "_target_" in conf]
+
+
+def _print_config(cfg: Mapping[str, Any]) -> None:
+    import yaml
+
+    print(yaml.safe_dump(dict(_plain(cfg)), sort_keys=False), end="", flush=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _apply_extras(cfg: Mapping[str, Any]) -> None:
+    extras = cfg.get("extras") or {}
+    if extras.get("ignore_warnings"):
+        warnings.filterwarnings("ignore")
+    if extras.get("print_config") and int(os.environ.get("RANK", "0")) == 0:
+        _print_config({k: v for k, v in cfg.items() if k != "extras"})
+
+
+def _metric(trainer: Any, name: str | None) -> float | None:
+    if not name:
+        return None
+    value = trainer.callback_metrics_float(name)
+    if value is None:
+        raise trainer._metrics.missing_metric_error(name, "optimized_metric")
+    return value
+
+
+def train(cfg: Mapping[str, Any]) -> float | None:
+    """The training task: returns the value of ``cfg.optimized_metric`` (for sweeps)."""
+    _apply_extras(cfg)
+    from glmx.hydra import instantiate
+    from glmx.trainer import ModelCheckpoint, seed_everything
+
+    if cfg.get("seed") is not None:
+        seed_everything(int(cfg["seed"]))
+    datamodule = instantiate(cfg["data"])
+    model = instantiate(cfg["model"])
+    callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    trainer = instantiate(cfg["trainer"], callbacks=callbacks, logger=loggers or False)
+    if cfg.get("train", True):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    value = _metric(trainer, cfg.get("optimized_metric"))
+    if cfg.get("test", False) and datamodule.test_dataloader() is not None:
+        best = next((c.best_model_path for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), "")
+        if not best:
+            log.warning("no best checkpoint (monitor not set?): testing the current weights")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
+    return value
+
+
+def evaluate(cfg: Mapping[str, Any]) -> dict[str, float]:
+    """The evaluation task of ``python -m glmx.eval``: test ``cfg.ckpt_path``."""
+    _apply_extras(cfg)
+    from glmx.hydra import instantiate
+
+    datamodule = instantiate(cfg["data"])
+    model = instantiate(cfg["model"])
+    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    trainer = instantiate(cfg["trainer"], logger=loggers or False, enable_checkpointing=False)
+    results = trainer.test(model=model, datamodule=datamodule, ckpt_path=cfg["ckpt_path"])
+    for name, value in results[0].items():
+        print(f"{name}: {value:.6g}")
+    return results[0]
+
+
+def _share_run_dir_across_ranks() -> None:
+    """torchrun starts every rank with the same command line; rank 0 composes the output
+    directory and the others reuse it (one directory per run, not one per rank)."""
+    from glmx.hydra.runner import RUN_DIR_ENV
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or os.environ.get(RUN_DIR_ENV):
+        return
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and os.environ.get("GLMX_ACCELERATOR", "") != "cpu"
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    import datetime
+
+    # `${now:...}` in hydra.run.dir then reads the same clock on every rank.
+    start = [datetime.datetime.now().isoformat()] if dist.get_rank() == 0 else [None]
+    dist.broadcast_object_list(start, src=0)
+    os.environ["GLMX_RUN_START"] = str(start[0])
+
+
+def main(argv: Sequence[str] | None = None, task: Any = train, config_name: str = "train") -> Any:
+    """Entry point; ``argv`` defaults to ``sys.argv[1:]``."""
+    from glmx.hydra.runner import run
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a in ("--cfg", "-c", "--info", "-i") or a.startswith("--cfg=") for a in args):
+        _share_run_dir_across_ranks()
+    return run(task, args, config_path="configs", config_name=config_name, job_name=config_name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""``JobControl``: makes a training visible to ``glmx control`` and obeys its commands.
+
+Rank 0 registers the job in the per-user control directory (:mod:`glmx.control`), publishes
+its status at step boundaries and reads command files. When a process group is initialized the
+command is broadcast from rank 0, so every rank acts on it at the same optimizer step (saving
+a checkpoint is collective). Commands act only where an optimizer step has just completed,
+never in the middle of gradient accumulation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+
+from glmx import control
+from glmx.trainer.callbacks import Callback
+
+if TYPE_CHECKING:
+    from glmx.trainer.module import Module
+    from glmx.trainer.trainer import Trainer
+
+__all__ = ["JobControl"]
+
+# command codes broadcast as one int64 (0: nothing to do)
+_CODES = {name: i + 1 for i, name in enumerate(control.COMMANDS)}
+_NAMES = {code: name for name, code in _CODES.items()}
+
+
+class JobControl(Callback):
+    """Registers the running fit for ``glmx control`` (list, status, save, stop, save-stop, abort).
+
+    Args:
+        status_interval_s: minimum seconds between two status writes (the last step of a fit is
+            always written).
+        keep_entry: keep the registry entry after the fit ends (``glmx control cleanup``
+            removes it); otherwise it is removed when the fit finishes normally.
+    """
+
+    def __init__(self, status_interval_s: float = 0.5, keep_entry: bool = True) -> None:
+        self.status_interval_s = status_interval_s
+        self.keep_entry = keep_entry
+        self.job_id: str | None = None
+        self.path: Path | None = None
+        self._last_step = -1
+        self._last_write = 0.0
+        self._t0 = 0.0
+        self._step0 = 0
+        self._tokens = 0
+        self._rate_t = 0.0
+        self._rate_tokens = 0
+        self._tokens_per_sec: float | None = None
+        self._state = "starting"
+        self._checkpoint: str | None = None
+        self._pending: dict[str, str] = {}
+
+    # -- registration -------------------------------------------------------------------------
+    def on_fit_start(self, trainer: Trainer, pl_module: Module) -> None:
+        self._t0 = self._rate_t = time.monotonic()
+        self._step0 = self._last_step = trainer.global_step
+        if not trainer.is_global_zero:
+            return
+        host = socket.gethostname().split(".")[0]
+        self.job_id = f"{host}-{os.getpid()}"
+        self.path = control.control_dir() / self.job_id
+        (self.path / "commands").mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.path / "results").mkdir(mode=0o700, exist_ok=True)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "cwd": os.getcwd(),
+            "argv": sys.argv,
+            "run_dir": str(Path(trainer.default_root_dir).resolve()),
+            "log_dir": str(Path(trainer.log_dir).resolve()),
+            "world_size": trainer.world_size,
+            "started": time.time(),
+        }
+        control.write_json(self.path / "job.json", info)
+        self._state = "running"
+        self._write_status(trainer, force=True)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: Module) -> None:
+        if self.path is None:
+            return
+        if self._state == "running":
+            self._state = "finished"
+        self._write_status(trainer, force=True)
+        if not self.keep_entry:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    # -- status -------------------------------------------------------------------------------
+    def _eta_s(self, trainer: Trainer) -> float | None:
+        total = trainer.max_steps
+        batches = getattr(trainer, "_train_batches", None)
+        if total is None and batches and trainer.max_epochs is not None:
+            total = (batches * trainer.max_epochs) // max(1, trainer.accumulate_grad_batches)
+        done = trainer.global_step - self._step0
+        elapsed = time.monotonic() - self._t0
+        if not total or done <= 0 or elapsed <= 0:
+            return None
+        return max(0.0, (total - trainer.global_step) * elapsed / done)
+
+    def _write_status(self, trainer: Trainer, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.path is None or (not force and now - self._last_write < self.status_interval_s):
+            return
+        if now > self._rate_t and self._tokens > self._rate_tokens:
+            self._tokens_per_sec = (self._tokens - self._rate_tokens) / (now - self._rate_t)
+            self._rate_t, self._rate_tokens = now, self._tokens
+        metrics = trainer.progress_bar_metrics
+        loss = metrics.get("loss", metrics.get("train/loss"))
+        status = {
+            "state": self._state,
+            "step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "max_steps": trainer.max_steps,
+            "max_epochs": trainer.max_epochs,
+            "loss": loss,
+            "tokens_per_sec": self._tokens_per_sec,
+            "tokens_seen": self._tokens,
+            "elapsed_s": now - self._t0,
+            "eta_s": self._eta_s(trainer),
+            "last_checkpoint": self._checkpoint,
+            "updated": time.time(),
+        }
+        control.write_json(self.path / "status.json", status)
+        self._last_write = now
+
+    # -- commands -----------------------------------------------------------------------------
+    def _next_command(self) -> int:
+        """Rank 0: the oldest queued command's code (its file is consumed), 0 when none."""
+        if self.path is None:
+            return 0
+        try:
+            names = sorted(n for n in os.listdir(self.path / "commands") if n.endswith(".json"))
+        except OSError:
+            return 0
+        for name in names:
+            file = self.path / "commands" / name
+            request = control.read_json(file) or {}
+            file.unlink(missing_ok=True)
+            code = _CODES.get(str(request.get("command")), 0)
+            if code:
+                self._pending[str(code)] = name[: -len(".json")]
+                return code
+        return 0
+
+    def _agree(self, trainer: Trainer, code: int) -> int:
+        if not (dist.is_available() and dist.is_initialized() and trainer.world_size > 1):
+            return code
+        device = trainer.device if dist.get_backend() == "nccl" else torch.device("cpu")
+        t = torch.tensor([code], dtype=torch.int64, device=device)
+        dist.broadcast(t, src=0)
+        return int(t.item())
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int) -> None:
+        if isinstance(batch, dict) and isinstance(batch.get("input_ids"), torch.Tensor):
+            self._tokens += int(batch["input_ids"].numel()) * max(1, trainer.world_size)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self._last_step:
+            return  # mid accumulation: no optimizer step yet
+        self._last_step = trainer.global_step
+        code = self._agree(trainer, self._next_command() if trainer.is_global_zero else 0)
+        if code:
+            self._execute(trainer, _NAMES[code], batch_idx)
+        self._write_status(trainer, force=bool(code))
+
+    def _execute(self, trainer: Trainer, command: str, batch_idx: int) -> None:
+        result: dict[str, Any] = {"command": command, "step": trainer.global_step, "ok": True}
+        try:
+            if command in ("save", "stop", "save-stop"):
+                self._checkpoint = str(_save_now(trainer, batch_idx))
+                result["checkpoint"] = self._checkpoint
+            if command in ("stop", "save-stop"):
+                trainer.should_stop = True
+                self._state = "stopped"
+            elif command == "abort":
+                _suppress_final_save(trainer)
+                trainer.should_stop = True
+                self._state = "aborted"
+        except Exception as err:  # reported to the sender; training goes on
+            result.update(ok=False, error=f"{type(err).__name__}: {err}")
+        request = self._pending.pop(str(_CODES[command]), None)
+        if self.path is not None and request is not None:
+            result["finished"] = time.time()
+            control.write_json(self.path / "results" / f"{request}.json", result)
+
+
+def _save_now(trainer: Trainer, batch_idx: int) -> Path:
+    """Checkpoint at this step boundary through the fit's ModelCheckpoint (so retention and
+    resume position match a scheduled save: resume continues after ``batch_idx``)."""
+    from glmx.trainer.checkpointing import ModelCheckpoint, save
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
+            if cb.last_saved_step == trainer.global_step and cb.last_model_path:
+                return Path(cb.last_model_path)
+            path = save(trainer, cb.manager, batch_idx + 1)
+            cb.manager.wait()
+            cb.last_saved_step, cb.last_model_path = trainer.global_step, str(path)
+            return path
+    return trainer.save_checkpoint()
+
+
+def _suppress_final_save(trainer: Trainer) -> None:
+    # ModelCheckpoint skips a save at the step it last saved; marking the current step as saved
+    # keeps an aborted run from writing an end-of-epoch checkpoint on its way out.
+    from glmx.trainer.checkpointing import ModelCheckpoint
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            cb.last_saved_step = trainer.global_step
