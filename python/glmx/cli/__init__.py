@@ -92,6 +92,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
+        # the global options are also accepted after the command (`glmx pp -t x.yaml`)
+        cmd.add_argument("-p", "--project-dir", default=argparse.SUPPRESS, help="project directory")
+        cmd.add_argument("-t", "--config", default=argparse.SUPPRESS, help="config name")
         if name == command:
             mod = importlib.import_module(f"glmx.cli.{module}")
             mod.add_arguments(cmd, name)

@@ -178,7 +178,12 @@ def _pp(args: argparse.Namespace) -> int:
     if path is None:
         raise GlmxError(f"config '{name}' not found; configs: {', '.join(meta['configs'])}")
     print(f"# {path} (translated)")
-    for i, line in enumerate(preprocess(path.read_text(encoding="utf-8")).splitlines(), 1):
+    # inline templates are translated separately, as the engine does; numbering stays global
+    parts = _INLINE.split(path.read_text(encoding="utf-8"))
+    chunks = [preprocess(parts[0])] + [
+        f"#----- {name} -----" + preprocess(chunk) for name, chunk in zip(parts[1::2], parts[2::2], strict=True)
+    ]
+    for i, line in enumerate("".join(c if c.endswith("\n") else c + "\n" for c in chunks).splitlines(), 1):
         print(f"{i:5d}  {line}")
     return 0
 
@@ -187,9 +192,13 @@ def _templates(meta: dict[str, Any]) -> list[dict[str, Any]]:
     """Every ``*.yaml`` on the search path: name, file, and whether an earlier dir shadows it."""
     seen: set[str] = set()
     out = []
+    project = Path(meta["project_dir"]).resolve()
     for d in meta["search_path"]:
         base = Path(d)
-        for dirpath, dirnames, filenames in os.walk(base):
+        # the project directory is on the search path for `configs/X`; its other
+        # subdirectories (outputs, data, the template dirs themselves) are not templates
+        walk_root = base / meta["config_prefix"] if base.resolve() == project else base
+        for dirpath, dirnames, filenames in os.walk(walk_root):
             dirnames[:] = sorted(x for x in dirnames if not x.startswith(".") and x not in ("outputs", "__pycache__"))
             for f in sorted(filenames):
                 if f.endswith((".yaml", ".yml")):

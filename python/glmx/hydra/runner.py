@@ -133,8 +133,17 @@ def _run_job(task_fn: Callable[[Any], Any], composed: Any, overrides: list[str])
     if subdir:
         _write_run_files(out, composed, overrides, str(subdir))
     _setup_logging(hydra_cfg)
+    # Set for the job's lifetime only, so processes it launches (DDP ranks) share the directory
+    # while a later job in this process (a sweep, a notebook) composes its own.
+    previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(out)
-    return task_fn(to_config(resolved))
+    try:
+        return task_fn(to_config(resolved))
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
 
 
 def run(

@@ -89,8 +89,7 @@ class ExperimentIndex:
         con = sqlite3.connect(db_path)
         try:
             con.execute(_SCHEMA)
-            old = {row[0]: (row[1], row[2], row[3]) for row in con.execute("SELECT run_dir, signature, summary, id FROM runs")}
-            ids = {row[0]: row[3] for row in con.execute("SELECT run_dir, signature, summary, id FROM runs")}
+            old = {row[0]: (row[1], row[2]) for row in con.execute("SELECT run_dir, signature, summary FROM runs")}
             seen = set()
             now = time.time()
             for run_dir in find_run_dirs(self.roots):
@@ -98,7 +97,8 @@ class ExperimentIndex:
                 seen.add(key)
                 sig = _signature(run_dir)
                 prev = old.get(key)
-                if prev and prev[0] == sig and json.loads(prev[1]).get("status") not in ("running",) and not slurm_states:
+                # Unchanged files give the same summary, except that a running run can go dead.
+                if prev and prev[0] == sig and json.loads(prev[1]).get("status") != "running" and not slurm_states:
                     continue
                 summary = RunRecord(run_dir).summary(now=now)
                 if summary["id"] is None:
@@ -119,7 +119,7 @@ class ExperimentIndex:
                     f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})",
                     [*values, sig, json.dumps(summary, default=str)],
                 )
-            for key in set(ids) - seen:
+            for key in set(old) - seen:
                 con.execute("DELETE FROM runs WHERE run_dir = ?", (key,))
             con.commit()
             return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])

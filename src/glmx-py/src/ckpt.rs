@@ -18,6 +18,8 @@ use crate::errors::BindingResult;
 use crate::{gil, tensor};
 
 type PyNamed<'py> = Vec<(String, Bound<'py, PyAny>)>;
+/// `(list of (name, tensor), metadata)` of one file.
+type FileOut = (Vec<(String, PyObject)>, BTreeMap<String, String>);
 /// `(name, sharing, tensors, file metadata, manifest info as JSON)`.
 type PyComponent<'py> = (
     String,
@@ -282,9 +284,7 @@ fn checksum_buffer(py: Python<'_>, data: &Bound<'_, PyAny>) -> BindingResult<Str
 /// `(size, checksum)` of a file on disk.
 #[pyfunction]
 fn checksum_file(py: Python<'_>, path: PathBuf) -> BindingResult<(u64, String)> {
-    Ok(gil::run_released(py, move |_| {
-        format::file_checksum(&path)
-    })?)
+    gil::run_released(py, move |_| format::file_checksum(&path))
 }
 
 /// Writes named tensors to a safetensors file (fsynced); returns `(size, checksum)`.
@@ -311,10 +311,7 @@ fn write_safetensors(
 
 /// Reads a safetensors file fully; returns `(list of (name, tensor), metadata)`.
 #[pyfunction]
-fn read_safetensors(
-    py: Python<'_>,
-    path: PathBuf,
-) -> BindingResult<(Vec<(String, PyObject)>, BTreeMap<String, String>)> {
+fn read_safetensors(py: Python<'_>, path: PathBuf) -> BindingResult<FileOut> {
     let contents = gil::run_released(py, |_| format::read_file(&path, None))?;
     Ok((to_list(py, &contents.tensors)?, contents.metadata))
 }
