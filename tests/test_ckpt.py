@@ -276,3 +276,39 @@ def test_uncommitted_dirs_are_ignored_and_cleaned(tmp_path: Path) -> None:
         mgr.resolve(half)
     CheckpointManager(tmp_path)
     assert not stale.exists()
+
+
+def test_async_snapshot_is_independent_of_later_updates(tmp_path: Path) -> None:
+    weight = torch.arange(12, dtype=torch.float32).view(3, 4)
+    state = {
+        "w": weight,
+        "wt": weight.t(),  # non-contiguous
+        "half": torch.ones(5, dtype=torch.bfloat16),
+        "mask": torch.tensor([True, False]),
+        "empty": torch.zeros(0, 3),
+        "scalar": torch.tensor(7, dtype=torch.int64),
+    }
+    expected = {k: v.clone() for k, v in state.items()}
+    mgr = CheckpointManager(tmp_path)
+    for step in (1, 2):  # the second save reuses the host buffers of the first
+        mgr.save(step, state, {"trainer": {"step": step}})
+        weight.add_(100.0)  # the training loop moves on while the writer runs
+        mgr.wait()
+        loaded = mgr.load("last")["model"]
+        for k, v in expected.items():
+            assert loaded[k].dtype == v.dtype and torch.equal(loaded[k], v), k
+        expected = {k: v.clone() for k, v in state.items()}
+    # Loaded tensors are copy-on-write: writing to them never changes the file.
+    loaded = mgr.load("last")["model"]
+    loaded["w"].zero_()
+    assert torch.equal(mgr.load("checkpoint-2")["model"]["w"], expected["w"] - 100.0)
+
+
+def test_stale_latest_pointer_falls_back(tmp_path: Path) -> None:
+    mgr = CheckpointManager(tmp_path, async_save=False)
+    mgr.save(1, {"w": torch.ones(1)})
+    mgr.save(2, {"w": torch.ones(1) * 2})
+    (tmp_path / "checkpoints" / "latest").write_text("checkpoint-9\n")
+    assert mgr.resolve("last").name == "checkpoint-2"
+    with pytest.raises(glmx.CheckpointError, match="no committed checkpoint"):
+        CheckpointManager(tmp_path / "other").load("last")

@@ -55,11 +55,28 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, str(script), "8", str(tmp_path / "single")], check=True, env=env, timeout=300)
     subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), "4", str(tmp_path / "ddp")],
-        check=True, env=env, timeout=300, capture_output=True,
+        [sys.executable, str(script), "8", str(tmp_path / "single")],
+        check=True,
+        env=env,
+        timeout=300,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            "4",
+            str(tmp_path / "ddp"),
+        ],
+        check=True,
+        env=env,
+        timeout=300,
+        capture_output=True,
     )
     single = json.loads((tmp_path / "single.0.json").read_text())
     rank0 = json.loads((tmp_path / "ddp.0.json").read_text())
@@ -67,4 +84,6 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     assert rank0["world"] == rank1["world"] == 2
     assert rank0["step"] == rank1["step"] == single["step"] == 16
     assert rank0["params"] == rank1["params"], "DDP replicas diverged"
-    torch.testing.assert_close(torch.tensor(rank0["params"]), torch.tensor(single["params"]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        torch.tensor(rank0["params"]), torch.tensor(single["params"]), rtol=1e-5, atol=1e-6
+    )

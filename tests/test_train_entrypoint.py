@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import glmx
 import pytest
 import yaml
-
-import glmx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,31 +31,59 @@ def run(cwd: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProces
 
 
 def test_train_tiny_experiment_with_overrides(project):
-    run(project, "-m", "glmx.train", "experiment=tiny_cpu", "trainer.max_epochs=2", "extras.print_config=false")
+    run(
+        project,
+        "-m",
+        "glmx.train",
+        "experiment=tiny_cpu",
+        "trainer.max_epochs=2",
+        "extras.print_config=false",
+    )
     runs = list((project / "outputs").glob("*/*"))
     assert len(runs) == 1
     out = runs[0]
     cfg = yaml.safe_load((out / ".hydra" / "config.yaml").read_text())
     assert cfg["trainer"]["max_epochs"] == 2 and cfg["seed"] == 12345
-    assert yaml.safe_load((out / ".hydra" / "overrides.yaml").read_text())[0] == "experiment=tiny_cpu"
+    assert (
+        yaml.safe_load((out / ".hydra" / "overrides.yaml").read_text())[0] == "experiment=tiny_cpu"
+    )
     records = [json.loads(x) for x in (out / "trainer_logs.json").read_text().splitlines()]
     assert any("val/loss" in r for r in records) and any("test/loss" in r for r in records)
     assert (out / "checkpoints" / "latest").exists()
     # evaluate the best checkpoint of that run
     best = sorted((out / "checkpoints").glob("checkpoint-*"))[-1]
-    proc = run(project, "-m", "glmx.eval", "experiment=tiny_cpu", f"ckpt_path={best}", "extras.print_config=false")
+    proc = run(
+        project,
+        "-m",
+        "glmx.eval",
+        "experiment=tiny_cpu",
+        f"ckpt_path={best}",
+        "extras.print_config=false",
+    )
     assert "test/loss:" in proc.stdout
 
 
 def test_two_value_sweep(project):
-    run(project, "-m", "glmx.train", "-m", "experiment=tiny_cpu", "model.lr=0.01,0.05",
-        "trainer.max_epochs=1", "test=false", "extras.print_config=false")
+    run(
+        project,
+        "-m",
+        "glmx.train",
+        "-m",
+        "experiment=tiny_cpu",
+        "model.lr=0.01,0.05",
+        "trainer.max_epochs=1",
+        "test=false",
+        "extras.print_config=false",
+    )
     sweeps = list((project / "multirun").glob("*/*"))
     assert len(sweeps) == 1
     jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
     assert jobs == ["0", "1"]
     assert (sweeps[0] / "multirun.yaml").exists()
-    lrs = [yaml.safe_load((sweeps[0] / j / ".hydra" / "config.yaml").read_text())["model"]["lr"] for j in jobs]
+    lrs = [
+        yaml.safe_load((sweeps[0] / j / ".hydra" / "config.yaml").read_text())["model"]["lr"]
+        for j in jobs
+    ]
     assert lrs == [0.01, 0.05]
 
 
@@ -73,11 +100,22 @@ def test_cfg_job_prints_without_torch(project):
 
 
 def test_eval_with_a_mismatched_model_names_the_checkpoint(project):
-    run(project, "-m", "glmx.train", "experiment=tiny_cpu", "trainer.max_epochs=1", "test=false",
-        "extras.print_config=false")
+    run(
+        project,
+        "-m",
+        "glmx.train",
+        "experiment=tiny_cpu",
+        "trainer.max_epochs=1",
+        "test=false",
+        "extras.print_config=false",
+    )
     best = sorted(project.glob("outputs/*/*/checkpoints/checkpoint-*"))[-1]
-    proc = subprocess.run([sys.executable, "-m", "glmx.eval", f"ckpt_path={best}", "extras.print_config=false"],
-                          cwd=project, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmx.eval", f"ckpt_path={best}", "extras.print_config=false"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
     assert "CheckpointError" in proc.stderr and "does not match MLPRegressor" in proc.stderr
     assert "size mismatch for net.0.weight" in proc.stderr
@@ -85,14 +123,19 @@ def test_eval_with_a_mismatched_model_names_the_checkpoint(project):
 
 def test_sweep_without_multirun_is_an_error(project):
     proc = subprocess.run(
-        [sys.executable, "-m", "glmx.train", "model.lr=0.01,0.05"], cwd=project, capture_output=True, text=True
+        [sys.executable, "-m", "glmx.train", "model.lr=0.01,0.05"],
+        cwd=project,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0
     assert "--multirun" in proc.stderr or "-m" in proc.stderr
 
 
 def test_project_api_on_the_hydra_tree(project):
-    proj = glmx.Project("train.yaml", project_dir=project / "configs", overrides=["experiment=tiny_cpu"])
+    proj = glmx.Project(
+        "train.yaml", project_dir=project / "configs", overrides=["experiment=tiny_cpu"]
+    )
     assert {"model", "data", "trainer"} <= set(proj.targets)
     model, data = proj("model", "data")
     assert type(model).__name__ == "MLPRegressor" and model.hparams["hidden"] == 16

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
+import glmx
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
-
-import glmx
 from glmx.trainer import CSVLogger, JsonLogger, TensorBoardLogger
+from torch.utils.data import DataLoader, TensorDataset
 
 
 def regression_data(n: int = 64, seed: int = 0) -> TensorDataset:
@@ -70,9 +69,13 @@ def loaders(batch_size: int = 8):
 def test_fit_reduces_loss_and_counts_steps(tmp_path):
     model = LitRegression()
     train, val = loaders()
-    trainer = glmx.Trainer(max_epochs=5, default_root_dir=tmp_path, enable_progress_bar=False, log_every_n_steps=4)
+    trainer = glmx.Trainer(
+        max_epochs=5, default_root_dir=tmp_path, enable_progress_bar=False, log_every_n_steps=4
+    )
     before = trainer.validate(model, val)[0]["val/loss"]
-    trainer = glmx.Trainer(max_epochs=5, default_root_dir=tmp_path, enable_progress_bar=False, log_every_n_steps=4)
+    trainer = glmx.Trainer(
+        max_epochs=5, default_root_dir=tmp_path, enable_progress_bar=False, log_every_n_steps=4
+    )
     trainer.fit(model, train, val)
     assert trainer.global_step == 40
     assert trainer.current_epoch == 5
@@ -93,7 +96,9 @@ def test_json_csv_tensorboard_logs_are_written(tmp_path):
         logger=[JsonLogger(), CSVLogger(), TensorBoardLogger()],
     )
     trainer.fit(model, train, val)
-    records = [json.loads(line) for line in (tmp_path / "trainer_logs.json").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (tmp_path / "trainer_logs.json").read_text().splitlines()
+    ]
     steps = [r["global_step"] for r in records if "train/loss" in r]
     assert steps == [1, 4, 8, 12]
     assert all({"timestamp", "epoch"} <= set(r) for r in records)
@@ -145,9 +150,13 @@ def test_deterministic_runs_are_bit_identical(tmp_path):
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
                 losses.append(outputs.item())
 
-        glmx.Trainer(max_epochs=2, deterministic=True, logger=False, enable_progress_bar=False, callbacks=[Record()]).fit(
-            model, train
-        )
+        glmx.Trainer(
+            max_epochs=2,
+            deterministic=True,
+            logger=False,
+            enable_progress_bar=False,
+            callbacks=[Record()],
+        ).fit(model, train)
         return losses
 
     assert run() == run()
@@ -182,7 +191,9 @@ def test_user_exception_surfaces_unchanged():
             return super().training_step(batch, batch_idx)
 
     with pytest.raises(ValueError, match="user bug in batch 3"):
-        glmx.Trainer(max_epochs=1, logger=False, enable_progress_bar=False).fit(Broken(), loaders()[0])
+        glmx.Trainer(max_epochs=1, logger=False, enable_progress_bar=False).fit(
+            Broken(), loaders()[0]
+        )
 
 
 def test_wrong_configure_optimizers_names_the_forms():
@@ -231,15 +242,60 @@ def test_fast_dev_run_and_test_predict():
     assert trainer.global_step == 1
     result = glmx.Trainer(logger=False, enable_progress_bar=False).test(model, val)
     assert "test/loss" in result[0]
-    preds = glmx.Trainer(logger=False, enable_progress_bar=False).predict(model, [[torch.randn(3, 4)]])
+    preds = glmx.Trainer(logger=False, enable_progress_bar=False).predict(
+        model, [[torch.randn(3, 4)]]
+    )
     assert preds[0].shape == (3,)
 
 
 def test_bf16_mixed_on_cpu_trains():
-    trainer = glmx.Trainer(max_steps=5, precision="bf16-mixed", logger=False, enable_progress_bar=False)
+    trainer = glmx.Trainer(
+        max_steps=5, precision="bf16-mixed", logger=False, enable_progress_bar=False
+    )
     trainer.fit(LitRegression(), loaders()[0])
     assert trainer.global_step == 5
     with pytest.raises(glmx.TrainError, match="16-mixed' needs CUDA"):
-        glmx.Trainer(max_steps=1, precision="16-mixed", logger=False, enable_progress_bar=False).fit(
-            LitRegression(), loaders()[0]
-        )
+        glmx.Trainer(
+            max_steps=1, precision="16-mixed", logger=False, enable_progress_bar=False
+        ).fit(LitRegression(), loaders()[0])
+
+
+def test_cosine_and_warmup_schedules():
+    from glmx.trainer import constant_with_warmup, cosine_with_warmup
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = constant_with_warmup(opt, warmup_steps=4)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = cosine_with_warmup(opt, warmup_steps=2, total_steps=10, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(11):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[1] == pytest.approx(1.0) and lrs[6] == pytest.approx(0.55) and lrs[10] == pytest.approx(0.1)
+    with pytest.raises(glmx.TrainError, match="total_steps"):
+        cosine_with_warmup(opt, warmup_steps=5, total_steps=5)
+
+
+def test_val_check_interval_and_overfit_batches(tmp_path):
+    train, val = loaders()
+    seen = []
+
+    class Count(glmx.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                seen.append(trainer.global_step)
+
+    glmx.Trainer(
+        max_epochs=1, val_check_interval=0.5, logger=False, enable_progress_bar=False, callbacks=[Count()]
+    ).fit(LitRegression(), train, val)
+    assert seen == [4, 8]
+    trainer = glmx.Trainer(max_epochs=3, overfit_batches=2, logger=False, enable_progress_bar=False)
+    trainer.fit(LitRegression(), train)
+    assert trainer.global_step == 6 and trainer.callback_metrics_float("val/loss") is not None

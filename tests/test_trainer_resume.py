@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 
-import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 import glmx
+import pytest
+import torch
 from glmx.trainer import JsonLogger
+from torch.utils.data import DataLoader, TensorDataset
 
 
 class Net(glmx.Module):
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Dropout(0.1), torch.nn.Linear(16, 1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Dropout(0.1), torch.nn.Linear(16, 1)
+        )
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -28,10 +30,10 @@ class Net(glmx.Module):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def data():
+def data(shuffle: bool = False):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(40, 4, generator=g)
-    return DataLoader(TensorDataset(x, x.sum(-1)), batch_size=4)
+    return DataLoader(TensorDataset(x, x.sum(-1)), batch_size=4, shuffle=shuffle)
 
 
 def losses_of(run_dir):
@@ -57,18 +59,19 @@ def trainer(run_dir, max_steps, **kw):
     )
 
 
-def test_resume_mid_epoch_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_resume_mid_epoch_matches_uninterrupted(tmp_path, shuffle):
     full = tmp_path / "full"
-    trainer(full, 17).fit(net(), data())
+    trainer(full, 17).fit(net(), data(shuffle))
     expected = losses_of(full)
     assert len(expected) == 17
 
     cut = tmp_path / "cut"
-    trainer(cut, 7).fit(net(), data())  # saves at 3 and 6; step 7 is logged but not saved
+    trainer(cut, 7).fit(net(), data(shuffle))  # saves at 3 and 6; step 7 is logged but not saved
     ckpts = sorted(p.name for p in (cut / "checkpoints").glob("checkpoint-*"))
     assert ckpts == ["checkpoint-3", "checkpoint-6"]
     t = trainer(cut, 17)
-    t.fit(net(), data(), ckpt_path="last")
+    t.fit(net(), data(shuffle), ckpt_path="last")
     got = losses_of(cut)
     assert sorted(got) == list(range(1, 18)), "records after the checkpoint step are replaced"
     for step in range(1, 18):
@@ -82,5 +85,7 @@ def test_checkpoint_files_are_not_pickles(tmp_path):
     for p in files:
         head = p.read_bytes()[:2]
         assert head != b"\x80\x04" and head[:1] != b"\x80", f"{p} looks like a pickle"
-    manifest = json.loads(next(p for p in files if p.name == "checkpoint_manifest.json").read_text())
+    manifest = json.loads(
+        next(p for p in files if p.name == "checkpoint_manifest.json").read_text()
+    )
     assert {"optimizer", "scheduler", "trainer", "rng"} <= set(manifest["components"])

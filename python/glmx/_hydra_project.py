@@ -43,8 +43,16 @@ def _call_source(node: dict[str, Any], indent: int) -> str:
     pad = " " * indent
     target = str(node["_target_"])
     args = [_literal(v, indent + 4) for v in node.get("_args_", [])]
-    kwargs = [f"{k}={_literal(v, indent + 4)}" for k, v in node.items() if not (k.startswith("_") and k.endswith("_"))]
-    call = "functools.partial(" + target + (", " if args or kwargs else "") if node.get("_partial_") else target + "("
+    kwargs = [
+        f"{k}={_literal(v, indent + 4)}"
+        for k, v in node.items()
+        if not (k.startswith("_") and k.endswith("_"))
+    ]
+    call = (
+        "functools.partial(" + target + (", " if args or kwargs else "")
+        if node.get("_partial_")
+        else target + "("
+    )
     parts = args + kwargs
     if not parts:
         return call + ")"
@@ -69,7 +77,9 @@ def _imports(value: Any, out: set[str]) -> None:
 class HydraProject:
     """The Hydra-tree half of :class:`glmx.Project` (see its docstring)."""
 
-    def __init__(self, config: str, config_dir: str | os.PathLike[str], overrides: list[str]) -> None:
+    def __init__(
+        self, config: str, config_dir: str | os.PathLike[str], overrides: list[str]
+    ) -> None:
         self.config_dir = Path(config_dir)
         self.config = config
         self.overrides = list(overrides)
@@ -86,7 +96,9 @@ class HydraProject:
         if name not in self.cfg:
             from glmx.errors import ConfigError
 
-            raise ConfigError(f"{self.config_dir / self.config}: no target '{name}'; targets: {', '.join(self.cfg)}")
+            raise ConfigError(
+                f"{self.config_dir / self.config}: no target '{name}'; targets: {', '.join(self.cfg)}"
+            )
         value = self.cfg[name]
         return instantiate(value) if isinstance(value, (dict, list)) else value
 
@@ -104,7 +116,9 @@ class HydraProject:
 
     def meta(self) -> dict[str, Any]:
         configs = sorted(
-            str(p.relative_to(self.config_dir)) for p in self.config_dir.rglob("*.yaml") if p.is_file()
+            str(p.relative_to(self.config_dir))
+            for p in self.config_dir.rglob("*.yaml")
+            if p.is_file()
         )
         from glmx.hydra import search_path
 

@@ -31,8 +31,14 @@ def _instantiate_group(node: Any, what: str) -> list[Any]:
     if not isinstance(node, Mapping):
         from glmx.errors import ConfigError
 
-        raise ConfigError(f"'{what}' must be a mapping of name -> config, got {type(node).__name__}")
-    return [instantiate(conf) for conf in node.values() if isinstance(conf, Mapping) and "_target_" in conf]
+        raise ConfigError(
+            f"'{what}' must be a mapping of name -> config, got {type(node).__name__}"
+        )
+    return [
+        instantiate(conf)
+        for conf in node.values()
+        if isinstance(conf, Mapping) and "_target_" in conf
+    ]
 
 
 def _print_config(cfg: Mapping[str, Any]) -> None:
@@ -77,13 +83,22 @@ def train(cfg: Mapping[str, Any]) -> float | None:
     datamodule = instantiate(cfg["data"])
     model = instantiate(cfg["model"])
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    if cfg.get("track", True):
+        from glmx.tracking import ExperimentTracker
+
+        # the run's record in the experiment registry (`glmx exp list`): config, git state,
+        # host, SLURM ids, status and metrics, from this run's .hydra/ files
+        if not any(isinstance(c, ExperimentTracker) for c in callbacks):
+            callbacks.append(ExperimentTracker())
     loggers = _instantiate_group(cfg.get("logger"), "logger")
     trainer = instantiate(cfg["trainer"], callbacks=callbacks, logger=loggers or False)
     if cfg.get("train", True):
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     value = _metric(trainer, cfg.get("optimized_metric"))
     if cfg.get("test", False) and datamodule.test_dataloader() is not None:
-        best = next((c.best_model_path for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), "")
+        best = next(
+            (c.best_model_path for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), ""
+        )
         if not best:
             log.warning("no best checkpoint (monitor not set?): testing the current weights")
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)

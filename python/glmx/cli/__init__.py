@@ -88,7 +88,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="glmx: train, inspect and evaluate genomic language models.",
     )
     parser.add_argument("-p", "--project-dir", default=".", help="project directory (default: .)")
-    parser.add_argument("-t", "--config", default=None, help="config name (default: the project's default)")
+    parser.add_argument(
+        "-t", "--config", default=None, help="config name (default: the project's default)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)

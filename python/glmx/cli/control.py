@@ -27,17 +27,33 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     for name, help_text in _HELP.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name in ("list", "status"):
-            p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+            p.add_argument(
+                "--format", choices=["text", "json"], default="text", help="output format"
+            )
         if name == "list":
-            p.add_argument("-a", "--all", action="store_true", help="include dead and finished jobs")
+            p.add_argument(
+                "-a", "--all", action="store_true", help="include dead and finished jobs"
+            )
         if name not in ("list", "cleanup"):
-            p.add_argument("job", nargs="?", default=None, help="job id, unique prefix or pid (default: newest live job)")
+            p.add_argument(
+                "job",
+                nargs="?",
+                default=None,
+                help="job id, unique prefix or pid (default: newest live job)",
+            )
         if name in control.COMMANDS:
             p.add_argument(
-                "--timeout", type=float, default=60.0, help="seconds to wait for the job to confirm (0: do not wait)"
+                "--timeout",
+                type=float,
+                default=60.0,
+                help="seconds to wait for the job to confirm (0: do not wait)",
             )
         if name == "cleanup":
-            p.add_argument("--force", action="store_true", help="also remove stale entries (alive pid, silent > 10 min)")
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="also remove stale entries (alive pid, silent > 10 min)",
+            )
 
 
 def _row(job: control.Job) -> dict[str, Any]:
@@ -101,7 +117,9 @@ def run(args: argparse.Namespace, command: str) -> int:
         return 0
     result = control.wait_result(job, request, args.timeout)
     if result is None:
-        print(f"{job.job_id}: {action} queued, no answer within {args.timeout:g} s (the job acts at its next step)")
+        print(
+            f"{job.job_id}: {action} queued, no answer within {args.timeout:g} s (the job acts at its next step)"
+        )
         return 1
     if not result.get("ok"):
         print(f"{job.job_id}: {action} failed at step {result.get('step')}: {result.get('error')}")

@@ -9,10 +9,16 @@ import time
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Options of ``glmx env``."""
-    parser.add_argument("--refresh", action="store_true", help="re-detect instead of using the cache")
-    parser.add_argument("--max-age", type=float, default=600.0, help="seconds a cached detection stays valid")
+    parser.add_argument(
+        "--refresh", action="store_true", help="re-detect instead of using the cache"
+    )
+    parser.add_argument(
+        "--max-age", type=float, default=600.0, help="seconds a cached detection stays valid"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--run", help="a run directory: warn if --partition/--gpu-type has another GPU type")
+    parser.add_argument(
+        "--run", help="a run directory: warn if --partition/--gpu-type has another GPU type"
+    )
     parser.add_argument("--partition", help="partition the run would resume on (with --run)")
     parser.add_argument("--gpu-type", help="GPU type the run would resume on (with --run)")
 
@@ -26,7 +32,11 @@ def run(args: argparse.Namespace, command: str) -> int:
     if args.run:
         from glmx.tracking.record import RunRecord
 
-        started = [e.get("gpu") for e in RunRecord(args.run).events() if e["event"] == "started" and e.get("gpu")]
+        started = [
+            e.get("gpu")
+            for e in RunRecord(args.run).events()
+            if e["event"] == "started" and e.get("gpu")
+        ]
         targets = [args.gpu_type] if args.gpu_type else []
         if not targets and args.partition and env.partition(args.partition):
             targets = sorted(env.partition(args.partition).gpus)  # type: ignore[union-attr]
@@ -39,12 +49,15 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(f"host      {env.hostname}")
     print(f"scratch   {env.scratch}")
     print(f"slurm     {env.slurm_version or 'no'}")
-    accounts = ", ".join(sorted({a['account'] for a in env.accounts})) or "-"
+    accounts = ", ".join(sorted({a["account"] for a in env.accounts})) or "-"
     print(f"accounts  {accounts}")
     if env.partitions:
         print(f"{'partition':<16}{'nodes':>6}  {'gpus (free/total)':<32}{'pending gpus':>12}")
         for p in env.partitions:
-            gpus = ", ".join(f"{k} {p.free_gpus.get(k, 0)}/{v}" for k, v in sorted(p.gpus.items())) or "-"
+            gpus = (
+                ", ".join(f"{k} {p.free_gpus.get(k, 0)}/{v}" for k, v in sorted(p.gpus.items()))
+                or "-"
+            )
             name = p.name + ("*" if p.default else "")
             print(f"{name:<16}{p.nodes:>6}  {gpus:<32}{p.pending_gpus:>12}")
     for note in env.notes:

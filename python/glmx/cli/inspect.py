@@ -23,23 +23,46 @@ _FORMAT_COMMANDS = ("ls", "meta", "targets", "tlist", "trefs", "index")
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Options of the inspect commands."""
     if command == "ls":
-        parser.add_argument("-r", "--recursive", action="store_true", help="find projects below the project directory")
+        parser.add_argument(
+            "-r",
+            "--recursive",
+            action="store_true",
+            help="find projects below the project directory",
+        )
     if command == "pp":
-        parser.add_argument("-d", "--debug", action="store_true", help="show the translated template with line numbers")
+        parser.add_argument(
+            "-d",
+            "--debug",
+            action="store_true",
+            help="show the translated template with line numbers",
+        )
     if command == "trefs":
-        parser.add_argument("--format", choices=["text", "md", "json"], default="text", help="output format")
+        parser.add_argument(
+            "--format", choices=["text", "md", "json"], default="text", help="output format"
+        )
     elif command == "graph":
-        parser.add_argument("--format", choices=["yaml", "python"], default="yaml", help="output format")
-        parser.add_argument("--target", default="main", help="target for --format python (default: main)")
+        parser.add_argument(
+            "--format", choices=["yaml", "python"], default="yaml", help="output format"
+        )
+        parser.add_argument(
+            "--target", default="main", help="target for --format python (default: main)"
+        )
     elif command in _FORMAT_COMMANDS and command != "index":
-        parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+        parser.add_argument(
+            "--format", choices=["text", "json"], default="text", help="output format"
+        )
     if command in ("code", "construct"):
         parser.add_argument("--target", default="main", help="target name (default: main)")
     if command == "construct":
-        parser.add_argument("--call", action="store_true", help="call the built object with no arguments")
+        parser.add_argument(
+            "--call", action="store_true", help="call the built object with no arguments"
+        )
     if command not in ("ls", "meta", "tlist", "index"):
         parser.add_argument(
-            "vars", nargs="*", metavar="NAME=VALUE", help="template variables (values parsed as YAML scalars)"
+            "vars",
+            nargs="*",
+            metavar="NAME=VALUE",
+            help="template variables (values parsed as YAML scalars)",
         )
 
 
@@ -109,7 +132,9 @@ def _comment_description(project_dir: str, config: str) -> str:
 def _find_projects(root: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("__pycache__", "outputs"))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and d not in ("__pycache__", "outputs")
+        )
         if "meta.yaml" in filenames:
             found.append(Path(dirpath))
     return found
@@ -118,13 +143,23 @@ def _find_projects(root: Path) -> list[Path]:
 def _ls(args: argparse.Namespace) -> int:
     roots = _find_projects(Path(args.project_dir)) if args.recursive else [Path(args.project_dir)]
     if not args.recursive and not (Path(args.project_dir) / "meta.yaml").is_file():
-        raise GlmxError(f"{args.project_dir} is not a project (no meta.yaml); use `glmx ls -r` to search below it")
+        raise GlmxError(
+            f"{args.project_dir} is not a project (no meta.yaml); use `glmx ls -r` to search below it"
+        )
     projects = []
     for root in roots:
         try:
             meta = load_meta(str(root))
         except GlmxError as err:
-            projects.append({"project_dir": str(root), "name": root.name, "description": "", "error": str(err), "configs": []})
+            projects.append(
+                {
+                    "project_dir": str(root),
+                    "name": root.name,
+                    "description": "",
+                    "error": str(err),
+                    "configs": [],
+                }
+            )
             continue
         configs = [config_info(str(root), c) for c in meta["configs"]]
         projects.append(
@@ -181,9 +216,12 @@ def _pp(args: argparse.Namespace) -> int:
     # inline templates are translated separately, as the engine does; numbering stays global
     parts = _INLINE.split(path.read_text(encoding="utf-8"))
     chunks = [preprocess(parts[0])] + [
-        f"#----- {name} -----" + preprocess(chunk) for name, chunk in zip(parts[1::2], parts[2::2], strict=True)
+        f"#----- {name} -----" + preprocess(chunk)
+        for name, chunk in zip(parts[1::2], parts[2::2], strict=True)
     ]
-    for i, line in enumerate("".join(c if c.endswith("\n") else c + "\n" for c in chunks).splitlines(), 1):
+    for i, line in enumerate(
+        "".join(c if c.endswith("\n") else c + "\n" for c in chunks).splitlines(), 1
+    ):
         print(f"{i:5d}  {line}")
     return 0
 
@@ -199,11 +237,15 @@ def _templates(meta: dict[str, Any]) -> list[dict[str, Any]]:
         # subdirectories (outputs, data, the template dirs themselves) are not templates
         walk_root = base / meta["config_prefix"] if base.resolve() == project else base
         for dirpath, dirnames, filenames in os.walk(walk_root):
-            dirnames[:] = sorted(x for x in dirnames if not x.startswith(".") and x not in ("outputs", "__pycache__"))
+            dirnames[:] = sorted(
+                x for x in dirnames if not x.startswith(".") and x not in ("outputs", "__pycache__")
+            )
             for f in sorted(filenames):
                 if f.endswith((".yaml", ".yml")):
                     name = str((Path(dirpath) / f).relative_to(base))
-                    out.append({"template": name, "file": str(Path(dirpath) / f), "shadowed": name in seen})
+                    out.append(
+                        {"template": name, "file": str(Path(dirpath) / f), "shadowed": name in seen}
+                    )
                     seen.add(name)
     return out
 
@@ -219,7 +261,9 @@ def _run(args: argparse.Namespace, command: str) -> int:
             print(json.dumps(meta, indent=1))
         else:
             for k, v in meta.items():
-                print(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else ('' if v is None else v)}")
+                print(
+                    f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else ('' if v is None else v)}"
+                )
         return 0
     if command == "tlist":
         rows = _templates(load_meta(args.project_dir))
@@ -235,7 +279,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
         return _index(args)
     from glmx.project import Project
 
-    proj = Project(args.config, args.project_dir, **_template_vars(args.vars))
+    values = _template_vars(args.vars)  # both template variables and !var bindings
+    proj = Project(args.config, args.project_dir, **values)
     if command == "targets":
         if args.format == "json":
             print(json.dumps(proj.targets))
@@ -246,7 +291,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
     elif command == "code":
         print(proj.code(args.target), end="")
     elif command == "construct":
-        obj = proj(args.target)
+        obj = proj(args.target, **values)
         if args.call:
             obj = obj()
         print(repr(obj))
@@ -299,8 +344,14 @@ def _template_sources(meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _ref_tree(name: str, sources: dict[str, tuple[str, str]], chain: tuple[str, ...] = ()) -> dict[str, Any]:
-    node: dict[str, Any] = {"template": name, "file": sources.get(name, ("(not found)", ""))[0], "refs": []}
+def _ref_tree(
+    name: str, sources: dict[str, tuple[str, str]], chain: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    node: dict[str, Any] = {
+        "template": name,
+        "file": sources.get(name, ("(not found)", ""))[0],
+        "refs": [],
+    }
     if name in chain:
         node["file"] = "(cycle: " + " -> ".join((*chain, name)) + ")"
         return node

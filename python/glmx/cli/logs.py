@@ -15,27 +15,60 @@ from glmx.errors import GlmxError
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """``logs list|summary|plot``."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = sub.add_parser("list", help="list training logs below a directory", description="list training logs")
-    p.add_argument("root", nargs="?", default=None, help="directory to search (default: the project directory)")
+    p = sub.add_parser(
+        "list", help="list training logs below a directory", description="list training logs"
+    )
+    p.add_argument(
+        "root", nargs="?", default=None, help="directory to search (default: the project directory)"
+    )
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
-    p = sub.add_parser("summary", help="best loss, final metrics, duration, throughput", description="summarise logs")
-    p.add_argument("path", nargs="?", default=None, help="log file or run directory (default: the newest log)")
-    p.add_argument("--format", choices=["text", "json", "md", "one-line"], default="text", help="output format")
-    p.add_argument("--all", action="store_true", help="summarise every log below the path / project")
+    p = sub.add_parser(
+        "summary",
+        help="best loss, final metrics, duration, throughput",
+        description="summarise logs",
+    )
+    p.add_argument(
+        "path", nargs="?", default=None, help="log file or run directory (default: the newest log)"
+    )
+    p.add_argument(
+        "--format", choices=["text", "json", "md", "one-line"], default="text", help="output format"
+    )
+    p.add_argument(
+        "--all", action="store_true", help="summarise every log below the path / project"
+    )
 
-    p = sub.add_parser("plot", help="plot metrics of one or several runs", description="plot training logs")
-    p.add_argument("paths", nargs="*", help="log files or run directories (default: the newest log)")
-    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the training loss)")
+    p = sub.add_parser(
+        "plot", help="plot metrics of one or several runs", description="plot training logs"
+    )
+    p.add_argument(
+        "paths", nargs="*", help="log files or run directories (default: the newest log)"
+    )
+    p.add_argument(
+        "--metrics", default=None, help="comma-separated metric names (default: the training loss)"
+    )
     p.add_argument("--x-axis", choices=["step", "epoch", "time"], default="step", help="x axis")
-    p.add_argument("--smooth", type=int, default=0, metavar="N", help="moving average over N points")
+    p.add_argument(
+        "--smooth", type=int, default=0, metavar="N", help="moving average over N points"
+    )
     p.add_argument("--log-scale", action="store_true", help="logarithmic y axis")
-    p.add_argument("--format", choices=["png", "svg", "pdf"], default=None, help="image format (default: from -o, else png)")
+    p.add_argument(
+        "--format",
+        choices=["png", "svg", "pdf"],
+        default=None,
+        help="image format (default: from -o, else png)",
+    )
     p.add_argument("--compare", nargs="+", default=[], metavar="PATH", help="more runs to overlay")
     p.add_argument("--labels", default=None, help="comma-separated run labels")
-    p.add_argument("--loss-curves", action="store_true", help="all loss metrics (train and val) with LR on a second axis")
+    p.add_argument(
+        "--loss-curves",
+        action="store_true",
+        help="all loss metrics (train and val) with LR on a second axis",
+    )
     p.add_argument("--no-lr", action="store_true", help="do not add the learning rate axis")
-    p.add_argument("-o", "--output", default=None, help="output file (default: <run>/plot.<format>)")
+    p.add_argument(
+        "-o", "--output", default=None, help="output file (default: <run>/plot.<format>)"
+    )
 
 
 def _newest(root: Path) -> Path:
@@ -58,7 +91,9 @@ def run(args: argparse.Namespace, command: str) -> int:
                     "log": str(path),
                     "records": s["records"],
                     "last_step": s["last_step"] if s["last_step"] is not None else "-",
-                    "modified": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(path.stat().st_mtime)),
+                    "modified": time.strftime(
+                        "%Y-%m-%d %H:%M:%S", time.localtime(path.stat().st_mtime)
+                    ),
                     "duration": fmt_duration(s["duration_s"]),
                 }
             )
@@ -66,7 +101,9 @@ def run(args: argparse.Namespace, command: str) -> int:
         return 0
     if args.action == "summary":
         base = Path(args.path) if args.path else root
-        paths = logs.find_logs(base) if args.all else [Path(args.path) if args.path else _newest(root)]
+        paths = (
+            logs.find_logs(base) if args.all else [Path(args.path) if args.path else _newest(root)]
+        )
         summaries = [logs.summary(p) for p in paths]
         if args.format == "json":
             print(json.dumps(summaries if args.all else summaries[0], indent=1))
@@ -81,6 +118,8 @@ def run(args: argparse.Namespace, command: str) -> int:
     first = logs.TrainingLog.from_file(paths[0])
     fmt = args.format or (Path(args.output).suffix.lstrip(".") if args.output else "") or "png"
     output = Path(args.output) if args.output else first.path.parent / f"plot.{fmt}"
+    if not output.suffix:
+        output = output.with_suffix(f".{fmt}")
     fig = logs.plot(
         [first, *paths[1:]],
         metrics=metrics,

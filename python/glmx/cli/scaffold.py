@@ -14,15 +14,23 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     what = "workspace" if command == "ws" else "project"
     p = sub.add_parser("create", help=f"create a {what}", description=f"create a {what}")
-    p.add_argument("directory", nargs="?", default=None, help=f"where to create it (default: ./NAME)")
+    p.add_argument(
+        "directory", nargs="?", default=None, help="where to create it (default: ./NAME)"
+    )
     p.add_argument("--name", default=None, help=f"{what} name (default: the directory name)")
     p.add_argument("--description", default="", help="one-line description")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
     if command == "project":
         p.add_argument(
-            "--default-config", default="tiny_cpu.yaml", help="name of the default config (default: tiny_cpu.yaml)"
+            "--default-config",
+            default="tiny_cpu.yaml",
+            help="name of the default config (default: tiny_cpu.yaml)",
         )
-        p.add_argument("--hydra", action="store_true", help="emit a Hydra-style configs/ tree instead of templates")
+        p.add_argument(
+            "--hydra",
+            action="store_true",
+            help="emit a Hydra-style configs/ tree instead of templates",
+        )
 
 
 def run(args: argparse.Namespace, command: str) -> int:

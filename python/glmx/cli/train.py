@@ -34,20 +34,42 @@ def fit(trainer: Any, model: Any, **kwargs: Any) -> Any:
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Options of ``train`` and ``tb``."""
     if command == "tb":
-        parser.add_argument("--all", action="store_true", help="all runs below the project, not just the newest")
-        parser.add_argument("--port", type=int, default=6006, help="port on 127.0.0.1 (default: 6006)")
-        parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
-        parser.add_argument("logdir", nargs="?", default=None, help="run directory (default: newest run)")
+        parser.add_argument(
+            "--all", action="store_true", help="all runs below the project, not just the newest"
+        )
+        parser.add_argument(
+            "--port", type=int, default=6006, help="port on 127.0.0.1 (default: 6006)"
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="print the command instead of running it"
+        )
+        parser.add_argument(
+            "logdir", nargs="?", default=None, help="run directory (default: newest run)"
+        )
         return
-    parser.add_argument("-d", "--devices", default=None, help="comma-separated CUDA device ids; 2+ ids launch torchrun")
+    parser.add_argument(
+        "-d",
+        "--devices",
+        default=None,
+        help="comma-separated CUDA device ids; 2+ ids launch torchrun",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the exact command and exit")
-    parser.add_argument("--hydra", action="store_true", help="Hydra-style project: run python -m glmx.train")
-    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="NAME=VALUE template/!var values, or Hydra overrides")
+    parser.add_argument(
+        "--hydra", action="store_true", help="Hydra-style project: run python -m glmx.train"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="NAME=VALUE template/!var values, or Hydra overrides",
+    )
 
 
 def _is_hydra(args: argparse.Namespace) -> bool:
     root = Path(args.project_dir)
-    return args.hydra or (not (root / "meta.yaml").is_file() and (root / "configs" / "train.yaml").is_file())
+    return args.hydra or (
+        not (root / "meta.yaml").is_file() and (root / "configs" / "train.yaml").is_file()
+    )
 
 
 def train_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
@@ -59,9 +81,21 @@ def train_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
         name = (args.config or "train").removesuffix(".yaml")
         module = ["-m", "glmx.train", "-cp", os.path.join(root, "configs"), "-cn", name]
     else:
-        module = ["-m", "glmx.cli", "-p", root, *(["-t", args.config] if args.config else []), "train"]
+        module = [
+            "-m",
+            "glmx.cli",
+            "-p",
+            root,
+            *(["-t", args.config] if args.config else []),
+            "train",
+        ]
     if len(devices) > 1:
-        launcher = [shutil.which("torchrun") or "torchrun", "--standalone", "--nproc_per_node", str(len(devices))]
+        launcher = [
+            shutil.which("torchrun") or "torchrun",
+            "--standalone",
+            "--nproc_per_node",
+            str(len(devices)),
+        ]
         return [*launcher, *module, *args.overrides], env
     return [sys.executable, *module, *args.overrides], env
 
@@ -73,7 +107,9 @@ def _template_values(items: list[str]) -> dict[str, Any]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
-            raise GlmxError(f"override '{item}' must be NAME=VALUE for a template project (Hydra syntax needs --hydra)")
+            raise GlmxError(
+                f"override '{item}' must be NAME=VALUE for a template project (Hydra syntax needs --hydra)"
+            )
         out[name] = yaml.safe_load(value) if value else ""
     return out
 
@@ -84,7 +120,9 @@ def _train_template(args: argparse.Namespace) -> int:
     values = _template_values(args.overrides)
     proj = Project(args.config, os.path.abspath(args.project_dir), **values)
     if "main" not in proj.targets:
-        raise GlmxError(f"config {proj.config} has no 'main' target; targets: {', '.join(proj.targets)}")
+        raise GlmxError(
+            f"config {proj.config} has no 'main' target; targets: {', '.join(proj.targets)}"
+        )
     main = proj("main", **values)
     if callable(main):
         main()
@@ -117,7 +155,11 @@ def _train_hydra(cmd: list[str]) -> int:
 
 def _tb(args: argparse.Namespace) -> int:
     root = Path(args.logdir or args.project_dir)
-    runs = sorted({p.parent for p in root.rglob("events.out.tfevents.*")}, key=lambda d: d.stat().st_mtime, reverse=True)
+    runs = sorted(
+        {p.parent for p in root.rglob("events.out.tfevents.*")},
+        key=lambda d: d.stat().st_mtime,
+        reverse=True,
+    )
     if not runs:
         raise GlmxError(f"no TensorBoard event files below {root}")
     if args.all:
@@ -131,7 +173,9 @@ def _tb(args: argparse.Namespace) -> int:
         print(shlex.join(cmd))
         return 0
     if shutil.which("tensorboard") is None:
-        raise GlmxError("tensorboard is not installed; `pip install tensorboard`, or run `glmx tb --dry-run`")
+        raise GlmxError(
+            "tensorboard is not installed; `pip install tensorboard`, or run `glmx tb --dry-run`"
+        )
     return subprocess.call(cmd)
 
 

@@ -14,7 +14,16 @@ from collections.abc import Iterable, Sequence
 from glmx.errors import GlmxError
 
 # squeue states after which a job will not run again without a requeue.
-TERMINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+TERMINAL_STATES = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+}
 
 
 class ClusterError(GlmxError):
@@ -29,11 +38,15 @@ def have(command: str) -> bool:
 def run(args: Sequence[str], timeout: float = 30.0, check: bool = True) -> str:
     """Run a SLURM command and return its stdout; raises :class:`ClusterError` on failure."""
     if not have(args[0]):
-        raise ClusterError(f"'{args[0]}' is not on PATH: is this a SLURM login node (or is the slurm client installed)?")
+        raise ClusterError(
+            f"'{args[0]}' is not on PATH: is this a SLURM login node (or is the slurm client installed)?"
+        )
     try:
         out = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise ClusterError(f"'{' '.join(args)}' did not answer within {timeout:.0f} s (is slurmctld up?)") from exc
+        raise ClusterError(
+            f"'{' '.join(args)}' did not answer within {timeout:.0f} s (is slurmctld up?)"
+        ) from exc
     if check and out.returncode != 0:
         msg = (out.stderr or out.stdout).strip() or f"exit status {out.returncode}"
         raise ClusterError(f"'{' '.join(args)}' failed: {msg}")
@@ -60,10 +73,17 @@ def job_states(keys: Iterable[str]) -> dict[str, dict[str, str]]:
             out[parts[0]] = {"state": parts[1], "reason": parts[2], "source": "squeue"}
     missing = [k for k in keys if k not in out]
     if missing and have("sacct"):
-        text = run(["sacct", "-n", "-P", "-X", "-o", "JobID,State,ExitCode", "-j", ",".join(missing)], check=False)
+        text = run(
+            ["sacct", "-n", "-P", "-X", "-o", "JobID,State,ExitCode", "-j", ",".join(missing)],
+            check=False,
+        )
         for line in text.splitlines():
             parts = line.strip().split("|")
             if len(parts) == 3 and parts[0] in missing:
                 # sacct writes e.g. "CANCELLED by 0"
-                out[parts[0]] = {"state": parts[1].split()[0], "reason": parts[2], "source": "sacct"}
+                out[parts[0]] = {
+                    "state": parts[1].split()[0],
+                    "reason": parts[2],
+                    "source": "sacct",
+                }
     return out

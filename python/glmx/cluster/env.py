@@ -20,7 +20,18 @@ from typing import Any
 from glmx.cluster import _slurm
 
 CACHE_FILE = Path(".glmx") / "env.json"
-DOWN_STATES = ("down", "drain", "drng", "fail", "maint", "unk", "inval", "futr", "boot", "powered_down")
+DOWN_STATES = (
+    "down",
+    "drain",
+    "drng",
+    "fail",
+    "maint",
+    "unk",
+    "inval",
+    "futr",
+    "boot",
+    "powered_down",
+)
 
 
 @dataclass
@@ -120,7 +131,9 @@ def parse_sinfo_nodes(text: str) -> list[Partition]:
         down = state.lower().rstrip("*~#!%$@^-").startswith(DOWN_STATES)
         for kind, n in total.items():
             p.gpus[kind] = p.gpus.get(kind, 0) + n
-            p.free_gpus[kind] = p.free_gpus.get(kind, 0) + (0 if down else max(0, n - busy.get(kind, 0)))
+            p.free_gpus[kind] = p.free_gpus.get(kind, 0) + (
+                0 if down else max(0, n - busy.get(kind, 0))
+            )
     return list(parts.values())
 
 
@@ -142,8 +155,12 @@ def detect() -> Environment:
     """Detect the environment now (no cache)."""
     user, home = _user(), str(Path.home())
     env = Environment(
-        user=user, hostname=socket.gethostname(), home=home, scratch=scratch_dir(user, home),
-        slurm=_slurm.have("sinfo"), detected_at=time.time(),
+        user=user,
+        hostname=socket.gethostname(),
+        home=home,
+        scratch=scratch_dir(user, home),
+        slurm=_slurm.have("sinfo"),
+        detected_at=time.time(),
     )
     if not env.slurm:
         env.notes.append("no SLURM client on PATH (sinfo not found)")
@@ -151,7 +168,15 @@ def detect() -> Environment:
     try:
         env.slurm_version = _slurm.run(["sinfo", "--version"]).strip() or None
         env.partitions = parse_sinfo_nodes(
-            _slurm.run(["sinfo", "-h", "-N", "-O", "NodeList:200,Partition:200,Gres:500,GresUsed:500,StateCompact:50"])
+            _slurm.run(
+                [
+                    "sinfo",
+                    "-h",
+                    "-N",
+                    "-O",
+                    "NodeList:200,Partition:200,Gres:500,GresUsed:500,StateCompact:50",
+                ]
+            )
         )
         parse_pending(_slurm.run(["squeue", "-h", "-t", "PD", "-o", "%P|%b|%D"]), env.partitions)
     except _slurm.ClusterError as exc:
@@ -159,17 +184,23 @@ def detect() -> Environment:
         env.notes.append(str(exc))
         return env
     try:
-        text = _slurm.run(["sacctmgr", "-nP", "show", "assoc", f"user={user}", "format=Account,Partition,QOS"])
+        text = _slurm.run(
+            ["sacctmgr", "-nP", "show", "assoc", f"user={user}", "format=Account,Partition,QOS"]
+        )
         for line in text.splitlines():
             cols = line.split("|")
             if len(cols) == 3 and cols[0]:
                 env.accounts.append({"account": cols[0], "partition": cols[1], "qos": cols[2]})
     except _slurm.ClusterError:
-        env.notes.append("no accounts: SLURM accounting (sacctmgr) is not available; --account is optional")
+        env.notes.append(
+            "no accounts: SLURM accounting (sacctmgr) is not available; --account is optional"
+        )
     return env
 
 
-def load_environment(project_dir: str | os.PathLike[str] = ".", refresh: bool = False, max_age: float = 600.0) -> Environment:
+def load_environment(
+    project_dir: str | os.PathLike[str] = ".", refresh: bool = False, max_age: float = 600.0
+) -> Environment:
     """The cached environment of ``project_dir``, re-detected when ``refresh`` or older than ``max_age`` s."""
     cache = Path(project_dir) / CACHE_FILE
     if not refresh and cache.exists():

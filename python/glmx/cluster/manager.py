@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,10 @@ class Submission:
         """Ids ``squeue``/``scontrol`` accept: ``JOB`` or ``JOB_TASK`` per run."""
         if self.job_id is None:
             return []
-        return [_slurm.job_key(self.job_id, i if self.array else None) for i in range(len(self.run_dirs))]
+        return [
+            _slurm.job_key(self.job_id, i if self.array else None)
+            for i in range(len(self.run_dirs))
+        ]
 
 
 class ExperimentManager:
@@ -71,7 +75,9 @@ class ExperimentManager:
         self.root = Path(root).resolve()
         self.base_command = list(command) if command else [sys.executable, "-m", "glmx.train"]
         if resume_args is None:
-            resume_args = ["ckpt_path=last"] if self.base_command[1:3] == ["-m", "glmx.train"] else []
+            resume_args = (
+                ["ckpt_path=last"] if self.base_command[1:3] == ["-m", "glmx.train"] else []
+            )
         self._resume_args = list(resume_args)
 
     # -- hooks a subclass may override ---------------------------------------------------------
@@ -85,7 +91,7 @@ class ExperimentManager:
 
     def setup_lines(self, spec: SlurmSpec) -> list[str]:
         """Shell lines run before the launch (``module load``, venv activation, ``cd``)."""
-        return [f"cd {json.dumps(os.getcwd())}"]
+        return [f"cd {shlex.quote(os.getcwd())}"]
 
     def expand_sweep(self, overrides: list[str]) -> list[list[str]]:
         """One override list per job (``a=1,2 b=x`` -> two jobs), in the basic sweeper's order."""
@@ -110,7 +116,9 @@ class ExperimentManager:
             n += 1
         return [base / str(i) for i in range(count)]
 
-    def script(self, spec: SlurmSpec, runs: list[tuple[Path, list[str]]], output: str, array: bool) -> str:
+    def script(
+        self, spec: SlurmSpec, runs: list[tuple[Path, list[str]]], output: str, array: bool
+    ) -> str:
         """The batch script text (override to post-process it)."""
         return render(spec, runs, output, self.resume_args(), self.setup_lines(spec), array)
 
@@ -139,25 +147,37 @@ class ExperimentManager:
         warnings: list[str] = []
         if resume is not None:
             if multirun:
-                raise ClusterError("--resume takes one run directory; it cannot be combined with a sweep (-m)")
+                raise ClusterError(
+                    "--resume takes one run directory; it cannot be combined with a sweep (-m)"
+                )
             dirs = [Path(resume).resolve()]
             if not RunRecord(dirs[0]).exists():
-                raise ClusterError(f"{dirs[0]} holds no glmx run record (glmx-run/events.jsonl); pass a run directory")
+                raise ClusterError(
+                    f"{dirs[0]} holds no glmx run record (glmx-run/events.jsonl); pass a run directory"
+                )
             warnings += self._gpu_warnings(dirs[0], spec)
             jobs = [RunRecord(dirs[0]).summary()["overrides"] or list(overrides)]
         else:
             dirs = self.run_dirs(len(jobs), multirun)
         runs = []
-        for run_dir, job in zip(dirs, jobs):
+        for run_dir, job in zip(dirs, jobs, strict=False):
             run_dir.mkdir(parents=True, exist_ok=True)
             argv = self.command(job, run_dir)
-            RunRecord.create(run_dir, overrides=job, command=argv, name=f"{spec.job_name}/{run_dir.name}",
-                             run_id=new_run_id())
+            RunRecord.create(
+                run_dir,
+                overrides=job,
+                command=argv,
+                name=f"{spec.job_name}/{run_dir.name}",
+                run_id=new_run_id(),
+            )
             runs.append((run_dir, argv))
         array = multirun and len(runs) > 1
         if array:
             sweep_dir = dirs[0].parent
-            output, script_path = str(sweep_dir / "%a" / "slurm-%A_%a.out"), sweep_dir / "submit.sbatch"
+            output, script_path = (
+                str(sweep_dir / "%a" / "slurm-%A_%a.out"),
+                sweep_dir / "submit.sbatch",
+            )
         else:
             output, script_path = str(dirs[0] / "slurm-%j.out"), dirs[0] / "submit.sbatch"
         script_path.write_text(self.script(spec, runs, output, array), encoding="utf-8")
@@ -173,12 +193,24 @@ class ExperimentManager:
             raise ClusterError(f"sbatch printed {text!r}, not a job id")
         for i, run_dir in enumerate(dirs):
             RunRecord(run_dir).append(
-                "submitted", job_id=sub.job_id, array_job_id=sub.job_id if array else None,
-                array_task_id=i if array else None, script=str(script_path),
+                "submitted",
+                job_id=sub.job_id,
+                array_job_id=sub.job_id if array else None,
+                array_task_id=i if array else None,
+                script=str(script_path),
             )
         (script_path.parent / SUBMISSION_FILE).write_text(
-            json.dumps({"job_id": sub.job_id, "script": str(script_path), "run_dirs": [str(d) for d in dirs],
-                        "run_ids": ids, "array": array, "submitted": time.time()}, indent=1),
+            json.dumps(
+                {
+                    "job_id": sub.job_id,
+                    "script": str(script_path),
+                    "run_dirs": [str(d) for d in dirs],
+                    "run_ids": ids,
+                    "array": array,
+                    "submitted": time.time(),
+                },
+                indent=1,
+            ),
             encoding="utf-8",
         )
         return sub
@@ -186,7 +218,14 @@ class ExperimentManager:
     def _gpu_warnings(self, run_dir: Path, spec: SlurmSpec) -> list[str]:
         from glmx.cluster.env import gpu_type_warning, load_environment
 
-        recorded = next((e.get("gpu") for e in RunRecord(run_dir).events() if e["event"] == "started" and e.get("gpu")), None)
+        recorded = next(
+            (
+                e.get("gpu")
+                for e in RunRecord(run_dir).events()
+                if e["event"] == "started" and e.get("gpu")
+            ),
+            None,
+        )
         targets = [spec.gpu_type] if spec.gpu_type else []
         if not targets and spec.partition and _slurm.have("sinfo"):
             part = load_environment(self.root).partition(spec.partition)
@@ -201,8 +240,11 @@ class ExperimentManager:
         if not runs:
             index.refresh()
             runs = index.runs()
-        keys = {r["id"]: _slurm.job_key(r["array_job_id"] or r["job_id"], r["array_task_id"])
-                for r in runs if r.get("job_id")}
+        keys = {
+            r["id"]: _slurm.job_key(r["array_job_id"] or r["job_id"], r["array_task_id"])
+            for r in runs
+            if r.get("job_id")
+        }
         states = _slurm.job_states(keys.values()) if keys and _slurm.have("squeue") else {}
         harvested: dict[str, dict[str, Any]] = {}
         for r in runs:

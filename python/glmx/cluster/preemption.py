@@ -51,7 +51,9 @@ class SlurmRequeue(Callback):
     Add it to ``Trainer(callbacks=[...])``; it needs checkpointing enabled.
     """
 
-    def __init__(self, signal_name: str | None = None, requeue: bool = True, flag_file: str | None = None) -> None:
+    def __init__(
+        self, signal_name: str | None = None, requeue: bool = True, flag_file: str | None = None
+    ) -> None:
         name = (signal_name or os.environ.get("GLMX_REQUEUE_SIGNAL") or "USR2").upper()
         name = name if name.startswith("SIG") else "SIG" + name
         if not hasattr(signal, name):
@@ -96,7 +98,9 @@ class SlurmRequeue(Callback):
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item() > 0)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.requeued or not self._agreed(trainer, self._poll()):
             return
         self.checkpoint = self._save(trainer, batch_idx + 1)
@@ -124,7 +128,9 @@ class SlurmRequeue(Callback):
                 cb.manager.wait()
                 cb.last_saved_step = trainer.global_step
                 return path
-        raise TrainError("SlurmRequeue needs checkpointing: create the Trainer with enable_checkpointing=True")
+        raise TrainError(
+            "SlurmRequeue needs checkpointing: create the Trainer with enable_checkpointing=True"
+        )
 
     def _record(self, trainer: Trainer, job: str | None) -> None:
         from glmx.tracking.record import RunRecord
@@ -132,7 +138,9 @@ class SlurmRequeue(Callback):
         for cb in trainer.callbacks:
             record = getattr(cb, "record", None)
             if isinstance(record, RunRecord):
-                record.append("preempted", step=trainer.global_step, checkpoint=str(self.checkpoint), job=job)
+                record.append(
+                    "preempted", step=trainer.global_step, checkpoint=str(self.checkpoint), job=job
+                )
 
     def teardown(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
         if self._previous is not None:

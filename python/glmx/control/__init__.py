@@ -67,7 +67,9 @@ def control_dir(create: bool = True) -> Path:
     if path.exists():
         st = path.stat()
         if st.st_uid != os.getuid():
-            raise ControlError(f"control directory {path} belongs to uid {st.st_uid}, not you; set GLMX_CONTROL_DIR")
+            raise ControlError(
+                f"control directory {path} belongs to uid {st.st_uid}, not you; set GLMX_CONTROL_DIR"
+            )
         if stat.S_IMODE(st.st_mode) & 0o077:
             raise ControlError(
                 f"control directory {path} is accessible to other users (mode "
@@ -162,7 +164,9 @@ def find_job(spec: str | None) -> Job:
     live job."""
     jobs = list_jobs()
     if not jobs:
-        raise ControlError(f"no jobs registered in {control_dir(create=False)}; is a training running?")
+        raise ControlError(
+            f"no jobs registered in {control_dir(create=False)}; is a training running?"
+        )
     if spec in (None, "last"):
         live = [j for j in jobs if j.alive] or jobs
         return live[-1]
@@ -185,7 +189,10 @@ def send(job: Job, command: str) -> str:
     request = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
     commands = job.path / "commands"
     commands.mkdir(mode=0o700, exist_ok=True)
-    write_json(commands / f"{request}.json", {"command": command, "sent": time.time(), "sender": os.getpid()})
+    write_json(
+        commands / f"{request}.json",
+        {"command": command, "sent": time.time(), "sender": os.getpid()},
+    )
     return request
 
 

@@ -13,7 +13,9 @@ from glmx.trainer.module import DataModule, Module
 class ToyRegressionData(DataModule):
     """``y = x @ w + noise`` with fixed seeds; train/val/test splits of ``n`` samples each."""
 
-    def __init__(self, n: int = 512, dim: int = 8, batch_size: int = 32, noise: float = 0.05, seed: int = 0) -> None:
+    def __init__(
+        self, n: int = 512, dim: int = 8, batch_size: int = 32, noise: float = 0.05, seed: int = 0
+    ) -> None:
         super().__init__()
         self.n, self.dim, self.batch_size, self.noise, self.seed = n, dim, batch_size, noise, seed
         self.splits: dict[str, TensorDataset] = {}
@@ -40,11 +42,15 @@ class ToyRegressionData(DataModule):
 class MLPRegressor(Module):
     """A two-layer MLP trained with MSE; logs ``train/loss``, ``val/loss``, ``test/loss``."""
 
-    def __init__(self, dim: int = 8, hidden: int = 32, lr: float = 0.01, optimizer: Any = None) -> None:
+    def __init__(
+        self, dim: int = 8, hidden: int = 32, lr: float = 0.01, optimizer: Any = None
+    ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer
-        self.net = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(dim, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)

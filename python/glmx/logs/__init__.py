@@ -94,7 +94,9 @@ class TrainingLog:
         key = {"step": "global_step", "epoch": "epoch", "time": "timestamp"}.get(x_axis)
         if key is None:
             raise GlmxError(f"x axis must be step, epoch or time, not {x_axis!r}")
-        t0 = next((float(r["timestamp"]) for r in self.records if _is_number(r.get("timestamp"))), 0.0)
+        t0 = next(
+            (float(r["timestamp"]) for r in self.records if _is_number(r.get("timestamp"))), 0.0
+        )
         xs, ys = [], []
         for r in self.records:
             y, x = r.get(metric), r.get(key)
@@ -149,7 +151,10 @@ def summary(log: TrainingLog | str | os.PathLike[str]) -> dict[str, Any]:
         "last_epoch": max((r["epoch"] for r in recs if _is_number(r.get("epoch"))), default=None),
         "duration_s": (max(times) - min(times)) if times else None,
     }
-    for label, metric in (("loss", log.loss_metric()), ("val_loss", "val/loss" if "val/loss" in final else None)):
+    for label, metric in (
+        ("loss", log.loss_metric()),
+        ("val_loss", "val/loss" if "val/loss" in final else None),
+    ):
         xs, ys = log.series(metric) if metric else ([], [])
         best = min(range(len(ys)), key=ys.__getitem__) if ys else None
         out[f"{label}_metric"] = metric
@@ -186,9 +191,15 @@ def format_summary(s: dict[str, Any], fmt: str = "text") -> str:
         ("run", s["name"]),
         ("log", s["path"]),
         ("records", f"{s['records']} ({s['skipped_lines']} unreadable lines skipped)"),
-        ("steps", f"{_fmt(s['first_step'])} - {_fmt(s['last_step'])}, last epoch {_fmt(s['last_epoch'])}"),
+        (
+            "steps",
+            f"{_fmt(s['first_step'])} - {_fmt(s['last_step'])}, last epoch {_fmt(s['last_epoch'])}",
+        ),
         ("duration", f"{_fmt(s['duration_s'])} s"),
-        (f"best {s['loss_metric'] or 'loss'}", f"{_fmt(s['best_loss'])} at step {_fmt(s['best_loss_step'])}"),
+        (
+            f"best {s['loss_metric'] or 'loss'}",
+            f"{_fmt(s['best_loss'])} at step {_fmt(s['best_loss_step'])}",
+        ),
         ("best val/loss", f"{_fmt(s['best_val_loss'])} at step {_fmt(s['best_val_loss_step'])}"),
         ("tokens/s (mean)", _fmt(s["tokens_per_sec"])),
         ("samples/s (mean)", _fmt(s["samples_per_sec"])),

@@ -83,7 +83,9 @@ def plot_logs(
     available = sorted({m for log in logs for m in log.metrics})
     missing = [m for m in metrics if m not in available]
     if missing or not metrics:
-        raise GlmxError(f"metric(s) {', '.join(missing) or '(none)'} not in the logs; logged: {', '.join(available)}")
+        raise GlmxError(
+            f"metric(s) {', '.join(missing) or '(none)'} not in the logs; logged: {', '.join(available)}"
+        )
     fig, ax = plt.subplots(figsize=(8, 4.5))
     plotted = []
     for log, label in zip(logs, labels, strict=True):

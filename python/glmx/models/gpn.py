@@ -49,7 +49,9 @@ class _Block(nn.Module):
         self.norm_in = nn.LayerNorm(hidden, bias=cfg.bias)
         self.lin_in = nn.Linear(hidden, inner, bias=cfg.bias)
         self.norm_conv = nn.LayerNorm(inner, bias=cfg.bias)
-        self.conv = nn.Conv1d(inner, inner, kernel, dilation=dilation, padding="same", bias=cfg.bias)
+        self.conv = nn.Conv1d(
+            inner, inner, kernel, dilation=dilation, padding="same", bias=cfg.bias
+        )
         self.norm_out = nn.LayerNorm(inner, bias=cfg.bias)
         self.lin_out = nn.Linear(inner, hidden, bias=cfg.bias)
 
@@ -70,7 +72,11 @@ class GPN(nn.Module):
         c = self.cfg
         self.embedding = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=0)
         self.layers = nn.ModuleList(
-            _Block(c, c.first_kernel_size if i == 0 else c.rest_kernel_size, 2 ** (i % c.dilation_cycle))
+            _Block(
+                c,
+                c.first_kernel_size if i == 0 else c.rest_kernel_size,
+                2 ** (i % c.dilation_cycle),
+            )
             for i in range(c.n_layers)
         )
         self.final_norm = nn.LayerNorm(c.hidden_size, bias=c.bias)
@@ -101,9 +107,16 @@ class GPN(nn.Module):
         return self.head(self.hidden_states(input_ids))
 
 
-def weighted_mlm_loss(logits: torch.Tensor, labels: torch.Tensor, loss_weight: torch.Tensor) -> torch.Tensor:
+def weighted_mlm_loss(
+    logits: torch.Tensor, labels: torch.Tensor, loss_weight: torch.Tensor
+) -> torch.Tensor:
     """``sum(w * CE) / sum(w)`` over masked positions (labels != -100)."""
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), reduction="none", ignore_index=-100)
+    ce = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(),
+        labels.reshape(-1),
+        reduction="none",
+        ignore_index=-100,
+    )
     w = loss_weight.reshape(-1).float() * (labels.reshape(-1) != -100)
     return (ce * w).sum() / w.sum().clamp_min(1e-12)
 
@@ -148,3 +161,81 @@ class GPNModule(Module):
         opt = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), eps=1e-8)
         sched = constant_with_warmup(opt, hp.warmup_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+# Hugging Face layout of the released GPN models (GPNForMaskedLM, embedding="embedding",
+# encoder="bytenet", mlm_head_transform=False): each ByteNet layer is one nn.Sequential whose
+# parametrised children are at indices 0 (LN), 2 (Linear in), 3 (LN), 6 (Conv1d), 8 (LN),
+# 10 (Linear out).
+_HF_LAYER = {"0": "norm_in", "2": "lin_in", "3": "norm_conv", "6": "conv", "8": "norm_out", "10": "lin_out"}
+_HF_TOP = {
+    "model.embeddings.word_embeddings.": "embedding.",
+    "model.ln_f.": "final_norm.",
+    "cls.decoder.": "head.",
+}
+
+
+def from_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Renames a Hugging Face GPN state dict (``model.encoder.layer.3.layer.6.weight`` ...) to
+    :class:`GPN`'s names (``layers.3.conv.weight`` ...).
+
+    Raises:
+        ValueError: naming a key that has no counterpart (e.g. an MLM head transform).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        new = None
+        for prefix, repl in _HF_TOP.items():
+            if key.startswith(prefix):
+                new = repl + key[len(prefix) :]
+        parts = key.split(".")
+        if new is None and parts[:3] == ["model", "encoder", "layer"] and len(parts) == 7:
+            sub = _HF_LAYER.get(parts[5])
+            if sub is not None and parts[4] == "layer":
+                new = f"layers.{parts[3]}.{sub}.{parts[6]}"
+        if new is None:
+            raise ValueError(f"Hugging Face key {key!r} has no GPN counterpart")
+        out[new] = value
+    return out
+
+
+def to_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`from_hf_state_dict`."""
+    top = {v: k for k, v in _HF_TOP.items()}
+    layer = {v: k for k, v in _HF_LAYER.items()}
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "layers":
+            out[f"model.encoder.layer.{parts[1]}.layer.{layer[parts[2]]}.{parts[3]}"] = value
+        else:
+            prefix = parts[0] + "."
+            out[top[prefix] + key[len(prefix) :]] = value
+    return out
+
+
+def config_from_state_dict(state: dict[str, torch.Tensor], dilation_cycle: int = 8) -> GPNConfig:
+    """The :class:`GPNConfig` that weights in GPN's naming were made with (sizes, kernels,
+    slim, bias). The dilation cycle is not visible in weights: pass it if it is not 8.
+
+    Raises:
+        ValueError: when the keys are not those of a GPN.
+    """
+    try:
+        vocab, hidden = state["embedding.weight"].shape
+        inner = state["layers.0.lin_in.weight"].shape[0]
+        first_k = state["layers.0.conv.weight"].shape[-1]
+    except KeyError as err:
+        raise ValueError(f"not GPN weights: missing {err}") from None
+    n_layers = len({k.split(".")[1] for k in state if k.startswith("layers.")})
+    rest_k = state["layers.1.conv.weight"].shape[-1] if n_layers > 1 else 5
+    return GPNConfig(
+        vocab_size=int(vocab),
+        hidden_size=int(hidden),
+        n_layers=n_layers,
+        first_kernel_size=int(first_k),
+        rest_kernel_size=int(rest_k),
+        dilation_cycle=dilation_cycle,
+        slim=inner * 2 == hidden,
+        bias="head.bias" in state,
+    )

@@ -63,18 +63,25 @@ def find_workspace(start: Path) -> Path | None:
     return None
 
 
-def create_workspace(path: str | os.PathLike[str], name: str | None = None, description: str = "", force: bool = False) -> Path:
+def create_workspace(
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    description: str = "",
+    force: bool = False,
+) -> Path:
     """Creates a workspace: ``workspace.yaml``, shared ``templates/`` and a README."""
     root = Path(path)
     _check_target(root, force)
     name = name or root.resolve().name
     (root / WORKSPACE_FILE).write_text(
-        f"## glmx workspace: projects created below share templates/.\nname: \"{_yaml_str(name)}\"\n"
-        f"description: \"{_yaml_str(description)}\"\n",
+        f'## glmx workspace: projects created below share templates/.\nname: "{_yaml_str(name)}"\n'
+        f'description: "{_yaml_str(description)}"\n',
         encoding="utf-8",
     )
     (root / "templates").mkdir(exist_ok=True)
-    shutil.copy(_HERE / "project" / "templates" / "gpn_train.yaml", root / "templates" / "gpn_train.yaml")
+    shutil.copy(
+        _HERE / "project" / "templates" / "gpn_train.yaml", root / "templates" / "gpn_train.yaml"
+    )
     (root / "README.md").write_text(
         f"# {name}\n\n{description}\n\nCreate a project: `glmx project create --name NAME` in this directory.\n"
         "Templates in `templates/` are shared by every project below.\n",
@@ -96,13 +103,17 @@ def create_project(
     _check_target(root, force)
     name = name or root.resolve().name
     if not re.fullmatch(r"[\w.-]+\.ya?ml", default_config):
-        raise GlmxError(f"default config must be a file name ending in .yaml, got {default_config!r}")
+        raise GlmxError(
+            f"default config must be a file name ending in .yaml, got {default_config!r}"
+        )
     write_tiny_fasta(root / "data" / "tiny.fa")
     values = {"NAME": name, "DESCRIPTION": description}
     if hydra:
         shutil.copytree(_HERE / "hydra" / "configs", root / "configs", dirs_exist_ok=True)
         readme = _fill((_HERE / "project" / "README.md").read_text(encoding="utf-8"), values)
-        (root / "README.md").write_text(readme.replace("glmx train ", "glmx train --hydra "), encoding="utf-8")
+        (root / "README.md").write_text(
+            readme.replace("glmx train ", "glmx train --hydra "), encoding="utf-8"
+        )
         return root
     workspace = find_workspace(root.resolve().parent)
     searchdirs = ["templates"]
@@ -117,7 +128,9 @@ def create_project(
     src = _HERE / "project"
     (root / "templates").mkdir(exist_ok=True)
     (root / "configs").mkdir(exist_ok=True)
-    (root / "meta.yaml").write_text(_fill((src / "meta.yaml").read_text(encoding="utf-8"), values), encoding="utf-8")
+    (root / "meta.yaml").write_text(
+        _fill((src / "meta.yaml").read_text(encoding="utf-8"), values), encoding="utf-8"
+    )
     if workspace is None:
         shutil.copy(src / "templates" / "gpn_train.yaml", root / "templates" / "gpn_train.yaml")
     config = (src / "configs" / "tiny_cpu.yaml").read_text(encoding="utf-8")
@@ -125,7 +138,10 @@ def create_project(
         config.replace('"tiny_cpu"', json.dumps(Path(default_config).stem)), encoding="utf-8"
     )
     (root / "README.md").write_text(
-        _fill((src / "README.md").read_text(encoding="utf-8"), {"NAME": name, "DESCRIPTION": description}),
+        _fill(
+            (src / "README.md").read_text(encoding="utf-8"),
+            {"NAME": name, "DESCRIPTION": description},
+        ),
         encoding="utf-8",
     )
     return root

@@ -60,7 +60,10 @@ def slurm_ids(environ: dict[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if environ is None else environ
     if "SLURM_JOB_ID" not in env:
         return {}
-    out: dict[str, Any] = {"job_id": env["SLURM_JOB_ID"], "restart_count": int(env.get("SLURM_RESTART_COUNT", "0"))}
+    out: dict[str, Any] = {
+        "job_id": env["SLURM_JOB_ID"],
+        "restart_count": int(env.get("SLURM_RESTART_COUNT", "0")),
+    }
     if "SLURM_ARRAY_JOB_ID" in env:
         out["array_job_id"] = env["SLURM_ARRAY_JOB_ID"]
         out["array_task_id"] = env.get("SLURM_ARRAY_TASK_ID")

@@ -38,7 +38,10 @@ def _hydra_files(run_dir: Path) -> tuple[dict[str, Any] | None, list[str] | None
     config = yaml.safe_load((hydra / "config.yaml").read_text(encoding="utf-8")) or {}
     overrides = None
     if (hydra / "overrides.yaml").exists():
-        overrides = [str(o) for o in yaml.safe_load((hydra / "overrides.yaml").read_text(encoding="utf-8")) or []]
+        overrides = [
+            str(o)
+            for o in yaml.safe_load((hydra / "overrides.yaml").read_text(encoding="utf-8")) or []
+        ]
     return config, overrides
 
 
@@ -88,7 +91,12 @@ class ExperimentTracker(Callback):
             config = config if config is not None else hydra_config
             overrides = overrides if overrides is not None else hydra_overrides
         self.record = RunRecord.create(
-            run_dir, config=config, overrides=overrides, seed=trainer.seed, command=sys.argv, name=self.name
+            run_dir,
+            config=config,
+            overrides=overrides,
+            seed=trainer.seed,
+            command=sys.argv,
+            name=self.name,
         )
 
     def on_train_start(self, trainer: Trainer, pl_module: Module) -> None:
@@ -100,7 +108,9 @@ class ExperimentTracker(Callback):
             # Reproducibility: kernels, numerics and throughput differ between GPU models.
             log.warning(
                 "run %s started on GPU %r and now resumes on %r: results may not be bit-identical",
-                self.record.run_dir, previous[0], facts["gpu"],
+                self.record.run_dir,
+                previous[0],
+                facts["gpu"],
             )
             facts["gpu_changed_from"] = previous[0]
         self.record.append("started", step=trainer.global_step, **facts)
@@ -111,7 +121,9 @@ class ExperimentTracker(Callback):
         atexit.register(self._finish_at_exit)
         self._chain_excepthook()
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._step = trainer.global_step
 
     def teardown(self, trainer: Trainer, pl_module: Module, stage: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import time
@@ -22,8 +23,23 @@ from glmx.tracking.record import EVENTS_FILE, HEARTBEAT_FILE, RECORD_DIR, RunRec
 
 INDEX_NAME = ".glmx-index.sqlite"
 COLUMNS = (
-    "id", "name", "status", "run_dir", "created", "started", "ended", "job_id", "array_job_id",
-    "array_task_id", "hostname", "gpu", "git_sha", "git_dirty", "seed", "restarts", "preemptions",
+    "id",
+    "name",
+    "status",
+    "run_dir",
+    "created",
+    "started",
+    "ended",
+    "job_id",
+    "array_job_id",
+    "array_task_id",
+    "hostname",
+    "gpu",
+    "git_sha",
+    "git_dirty",
+    "seed",
+    "restarts",
+    "preemptions",
     "slurm_state",
 )
 _SCHEMA = (
@@ -31,7 +47,15 @@ _SCHEMA = (
     + ", ".join(f"{c} {'TEXT PRIMARY KEY' if c == 'id' else ''}" for c in COLUMNS)
     + ", signature TEXT, summary TEXT)"
 )
-_SKIP_DIRS = {"checkpoints", "tensorboard", ".hydra", RECORD_DIR, ".git", "__pycache__"}
+_SKIP_DIRS = {
+    "checkpoints",
+    "tensorboard",
+    RECORD_DIR,
+    "__pycache__",
+    "node_modules",
+    "target",
+    "venv",
+}
 
 
 def find_run_dirs(roots: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
@@ -40,12 +64,16 @@ def find_run_dirs(roots: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
         for dirpath, dirnames, _ in os.walk(root):
             if os.path.exists(os.path.join(dirpath, RECORD_DIR, EVENTS_FILE)):
                 yield Path(dirpath).resolve()
-            dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+            dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
 
 
 def _signature(run_dir: Path) -> str:
     parts = []
-    for rel in (f"{RECORD_DIR}/{EVENTS_FILE}", f"{RECORD_DIR}/{HEARTBEAT_FILE}", "trainer_logs.json"):
+    for rel in (
+        f"{RECORD_DIR}/{EVENTS_FILE}",
+        f"{RECORD_DIR}/{HEARTBEAT_FILE}",
+        "trainer_logs.json",
+    ):
         try:
             st = (run_dir / rel).stat()
             parts.append(f"{st.st_size}:{st.st_mtime_ns}")
@@ -62,7 +90,9 @@ class ExperimentIndex:
         path: the index file; default ``<roots[0]>/.glmx-index.sqlite``.
     """
 
-    def __init__(self, roots: Iterable[str | os.PathLike[str]], path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, roots: Iterable[str | os.PathLike[str]], path: str | os.PathLike[str] | None = None
+    ) -> None:
         self.roots = [Path(r) for r in roots]
         if not self.roots:
             raise GlmxError("ExperimentIndex needs at least one root directory")
@@ -75,7 +105,7 @@ class ExperimentIndex:
         overlay the file-derived status and are kept until the next harvest.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         if self.path.exists():
             shutil.copyfile(self.path, tmp)
         try:
@@ -89,7 +119,10 @@ class ExperimentIndex:
         con = sqlite3.connect(db_path)
         try:
             con.execute(_SCHEMA)
-            old = {row[0]: (row[1], row[2]) for row in con.execute("SELECT run_dir, signature, summary FROM runs")}
+            old = {
+                row[0]: (row[1], row[2])
+                for row in con.execute("SELECT run_dir, signature, summary FROM runs")
+            }
             seen = set()
             now = time.time()
             for run_dir in find_run_dirs(self.roots):
@@ -98,7 +131,12 @@ class ExperimentIndex:
                 sig = _signature(run_dir)
                 prev = old.get(key)
                 # Unchanged files give the same summary, except that a running run can go dead.
-                if prev and prev[0] == sig and json.loads(prev[1]).get("status") != "running" and not slurm_states:
+                if (
+                    prev
+                    and prev[0] == sig
+                    and json.loads(prev[1]).get("status") != "running"
+                    and not slurm_states
+                ):
                     continue
                 summary = RunRecord(run_dir).summary(now=now)
                 if summary["id"] is None:
@@ -109,7 +147,12 @@ class ExperimentIndex:
                 if harvested:
                     summary["harvest"] = harvested
                     summary["slurm_state"] = harvested.get("slurm_state")
-                    if harvested.get("status") and summary["status"] in ("queued", "running", "preempted", "created"):
+                    if harvested.get("status") and summary["status"] in (
+                        "queued",
+                        "running",
+                        "preempted",
+                        "created",
+                    ):
                         summary["status"] = harvested["status"]
                     summary["harvested_metrics"] = harvested.get("metrics") or {}
                 con.execute("DELETE FROM runs WHERE run_dir = ?", (key,))
@@ -158,5 +201,9 @@ class ExperimentIndex:
             return matches[0]
         if not matches:
             known = ", ".join(str(r["id"]) for r in runs[:10]) or "none"
-            raise GlmxError(f"no run matches {ref!r} under {', '.join(map(str, self.roots))} (runs: {known})")
-        raise GlmxError(f"{ref!r} matches {len(matches)} runs: {', '.join(str(r['id']) for r in matches[:10])}")
+            raise GlmxError(
+                f"no run matches {ref!r} under {', '.join(map(str, self.roots))} (runs: {known})"
+            )
+        raise GlmxError(
+            f"{ref!r} matches {len(matches)} runs: {', '.join(str(r['id']) for r in matches[:10])}"
+        )

@@ -27,7 +27,18 @@ STATUSES = ("created", "queued", "running", "done", "failed", "preempted", "dead
 # A running job rewrites its heartbeat every 30 s; five missed beats mean it is gone.
 DEAD_AFTER_S = 300.0
 _MIN_WORDS = ("loss", "perplexity", "ppl", "error", "mse", "mae")
-_MAX_WORDS = ("acc", "auroc", "auprc", "auc", "f1", "precision", "recall", "r2", "spearman", "pearson")
+_MAX_WORDS = (
+    "acc",
+    "auroc",
+    "auprc",
+    "auc",
+    "f1",
+    "precision",
+    "recall",
+    "r2",
+    "spearman",
+    "pearson",
+)
 
 
 def new_run_id() -> str:
@@ -47,7 +58,9 @@ def metric_mode(name: str) -> str | None:
     return None
 
 
-def read_metrics(run_dir: str | os.PathLike[str]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+def read_metrics(
+    run_dir: str | os.PathLike[str],
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """``(final, best)`` from ``<run_dir>/trainer_logs.json``; tolerates a record cut mid-line.
 
     ``final`` maps each metric to its last value; ``best`` maps metrics whose name says which
@@ -123,7 +136,9 @@ class RunRecord:
         rec.dir.mkdir(parents=True, exist_ok=True)
         git = git_state(git_cwd)
         (rec.dir / "git.diff").write_text(git.pop("diff"), encoding="utf-8")
-        (rec.dir / "config.json").write_text(json.dumps(config or {}, indent=1, default=str), encoding="utf-8")
+        (rec.dir / "config.json").write_text(
+            json.dumps(config or {}, indent=1, default=str), encoding="utf-8"
+        )
         rec.append(
             "created",
             id=run_id or new_run_id(),
@@ -194,39 +209,80 @@ def fold(
 ) -> dict[str, Any]:
     """Fold events into one summary dict (see :meth:`RunRecord.summary`)."""
     s: dict[str, Any] = {
-        "id": None, "name": run_dir.name, "run_dir": str(run_dir), "status": "created", "created": None,
-        "started": None, "ended": None, "job_id": None, "array_job_id": None, "array_task_id": None,
-        "hostname": None, "gpu": None, "git_sha": None, "git_dirty": None, "seed": None, "overrides": [],
-        "restarts": 0, "exit_code": None, "error": None, "packages": {}, "heartbeat": heartbeat,
-        "preemptions": 0, "last_step": None, "warnings": [],
+        "id": None,
+        "name": run_dir.name,
+        "run_dir": str(run_dir),
+        "status": "created",
+        "created": None,
+        "started": None,
+        "ended": None,
+        "job_id": None,
+        "array_job_id": None,
+        "array_task_id": None,
+        "hostname": None,
+        "gpu": None,
+        "git_sha": None,
+        "git_dirty": None,
+        "seed": None,
+        "overrides": [],
+        "restarts": 0,
+        "exit_code": None,
+        "error": None,
+        "packages": {},
+        "heartbeat": heartbeat,
+        "preemptions": 0,
+        "last_step": None,
+        "warnings": [],
     }
     for ev in events:
         kind = ev["event"]
         if kind == "created":
             git = ev.get("git") or {}
-            s.update(id=ev.get("id"), name=ev.get("name") or s["name"], created=ev.get("time"),
-                     overrides=ev.get("overrides") or [], seed=ev.get("seed"), git_sha=git.get("sha"),
-                     git_dirty=git.get("dirty"), packages=ev.get("packages") or {})
+            s.update(
+                id=ev.get("id"),
+                name=ev.get("name") or s["name"],
+                created=ev.get("time"),
+                overrides=ev.get("overrides") or [],
+                seed=ev.get("seed"),
+                git_sha=git.get("sha"),
+                git_dirty=git.get("dirty"),
+                packages=ev.get("packages") or {},
+            )
         elif kind == "submitted":
-            s.update(job_id=ev.get("job_id"), array_job_id=ev.get("array_job_id"),
-                     array_task_id=ev.get("array_task_id"))
+            s.update(
+                job_id=ev.get("job_id"),
+                array_job_id=ev.get("array_job_id"),
+                array_task_id=ev.get("array_task_id"),
+            )
             if s["status"] == "created":
                 s["status"] = "queued"
         elif kind == "started":
             slurm = ev.get("slurm") or {}
             s["started"] = s["started"] or ev.get("time")
-            s.update(status="running", hostname=ev.get("hostname"), gpu=ev.get("gpu"), ended=None, exit_code=None)
+            s.update(
+                status="running",
+                hostname=ev.get("hostname"),
+                gpu=ev.get("gpu"),
+                ended=None,
+                exit_code=None,
+            )
             s["restarts"] = int(slurm.get("restart_count", s["restarts"]))
             for key in ("job_id", "array_job_id", "array_task_id"):
                 s[key] = slurm.get(key) or s[key]
             if ev.get("gpu_changed_from"):
-                s["warnings"].append(f"GPU changed from {ev['gpu_changed_from']} to {ev.get('gpu')}")
+                s["warnings"].append(
+                    f"GPU changed from {ev['gpu_changed_from']} to {ev.get('gpu')}"
+                )
         elif kind == "preempted":
             s.update(status="preempted", last_step=ev.get("step", s["last_step"]))
             s["preemptions"] += 1
         elif kind == "ended":
-            s.update(status=ev.get("status", "done"), ended=ev.get("time"), error=ev.get("error"),
-                     last_step=ev.get("step", s["last_step"]))
+            s.update(
+                status=ev.get("status", "done"),
+                ended=ev.get("time"),
+                error=ev.get("error"),
+                last_step=ev.get("step", s["last_step"]),
+            )
         elif kind == "exit":
             s["exit_code"] = ev.get("rc")
             if s["status"] in ("running", "queued", "created"):

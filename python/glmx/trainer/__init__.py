@@ -1,7 +1,7 @@
 """Lightning-style training: `Module`, `DataModule`, `Trainer`, callbacks, loggers, schedulers."""
 
-from glmx.trainer.checkpointing import ModelCheckpoint
 from glmx.trainer.callbacks import Callback, EarlyStopping, LearningRateMonitor, ProgressBar
+from glmx.trainer.checkpointing import ModelCheckpoint
 from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger, TensorBoardLogger
 from glmx.trainer.module import DataModule, Module
 from glmx.trainer.optim import constant_with_warmup, cosine_with_warmup, param_groups_no_decay

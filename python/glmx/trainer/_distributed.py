@@ -49,15 +49,21 @@ def _from_slurm() -> None:
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
 
 
-def setup(accelerator: str, devices: int | str | list[int], strategy: str, num_nodes: int) -> DistInfo:
+def setup(
+    accelerator: str, devices: int | str | list[int], strategy: str, num_nodes: int
+) -> DistInfo:
     """Pick the device and, when launched with several processes, join the process group."""
     if accelerator not in ("auto", "cpu", "gpu", "cuda"):
         raise TrainError(f"accelerator must be 'auto', 'cpu', 'gpu' or 'cuda', got {accelerator!r}")
     if strategy not in ("auto", "ddp", "ddp_spawn", "single_device"):
         raise TrainError(f"strategy must be 'auto', 'ddp' or 'single_device', got {strategy!r}")
-    use_cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    use_cuda = accelerator in ("gpu", "cuda") or (
+        accelerator == "auto" and torch.cuda.is_available()
+    )
     if use_cuda and not torch.cuda.is_available():
-        raise TrainError(f"accelerator={accelerator!r} but CUDA is not available; use accelerator='cpu'")
+        raise TrainError(
+            f"accelerator={accelerator!r} but CUDA is not available; use accelerator='cpu'"
+        )
     _from_slurm()
     world = _env_int("WORLD_SIZE") or 1
     rank = _env_int("RANK") or 0

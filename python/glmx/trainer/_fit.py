@@ -26,7 +26,9 @@ def _as_list(loaders: Any) -> list[Any]:
     return [loaders]
 
 
-def _attach(trainer: Trainer, model: Module | None, datamodule: DataModule | None, stage: str) -> Module:
+def _attach(
+    trainer: Trainer, model: Module | None, datamodule: DataModule | None, stage: str
+) -> Module:
     if model is None:
         model = trainer.lightning_module
     if model is None:
@@ -63,7 +65,9 @@ def _teardown(trainer: Trainer, model: Module, stage: str) -> None:
 def _prepare_precision(trainer: Trainer) -> None:
     if trainer.precision == "16-mixed":
         if trainer.device.type != "cuda":
-            raise TrainError("precision='16-mixed' needs CUDA; on CPU use 'bf16-mixed' or '32-true'")
+            raise TrainError(
+                "precision='16-mixed' needs CUDA; on CPU use 'bf16-mixed' or '32-true'"
+            )
         trainer._scaler = torch.amp.GradScaler("cuda")
     if trainer.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -87,7 +91,9 @@ def run_fit(
     if train_loader is None and datamodule is not None:
         train_loader = datamodule.train_dataloader()
     if train_loader is None:
-        raise TrainError("Trainer.fit() needs training data: pass train_dataloaders= or datamodule=")
+        raise TrainError(
+            "Trainer.fit() needs training data: pass train_dataloaders= or datamodule="
+        )
     val_loaders = _as_list(val_dataloaders)
     if not val_loaders and datamodule is not None:
         val_loaders = _as_list(datamodule.val_dataloader())
@@ -102,28 +108,42 @@ def run_fit(
     trainer._train_loader = train_loader
     from glmx.trainer.trainer import _limit, _num_batches
 
-    trainer._train_batches = _limit(trainer.limit_train_batches, train_loader, "limit_train_batches")
-    trainer._val_limit = _limit(trainer.limit_val_batches, val_loaders[0] if val_loaders else None, "limit_val_batches")
+    trainer._train_batches = _limit(
+        trainer.limit_train_batches, train_loader, "limit_train_batches"
+    )
+    trainer._val_limit = _limit(
+        trainer.limit_val_batches, val_loaders[0] if val_loaders else None, "limit_val_batches"
+    )
     epoch_batches = trainer._train_batches
     n = _num_batches(train_loader)
     if n is not None:
         epoch_batches = n if epoch_batches is None else min(n, epoch_batches)
+    trainer._epoch_batches = epoch_batches
     interval = trainer.val_check_interval
     if isinstance(interval, float) and interval < 1.0:
         if epoch_batches is None:
-            raise TrainError("val_check_interval < 1.0 needs a loader with len(); pass an int instead")
+            raise TrainError(
+                "val_check_interval < 1.0 needs a loader with len(); pass an int instead"
+            )
         trainer._val_every = max(1, int(epoch_batches * interval))
     elif isinstance(interval, int) and not isinstance(interval, bool) and interval >= 1:
         trainer._val_every = interval
-    steps_per_epoch = None if epoch_batches is None else -(-epoch_batches // trainer.accumulate_grad_batches)
+    steps_per_epoch = (
+        None if epoch_batches is None else -(-epoch_batches // trainer.accumulate_grad_batches)
+    )
     candidates = [trainer.max_steps] if trainer.max_steps else []
     if steps_per_epoch is not None and trainer.max_epochs is not None:
         candidates.append(steps_per_epoch * trainer.max_epochs)
     trainer.estimated_stepping_batches = min(candidates) if candidates else None
 
-    trainer.optimizers, trainer.lr_scheduler_configs = parse_configure_optimizers(model.configure_optimizers())
+    trainer.optimizers, trainer.lr_scheduler_configs = parse_configure_optimizers(
+        model.configure_optimizers()
+    )
     _prepare_precision(trainer)
-    runner: Any = torch.compile(model) if trainer.compile else model
+    if trainer.compile:
+        # Compiles `model(...)` in place: `training_step` calling `self(x)` runs the compiled
+        # forward, while state_dict keys and checkpoints stay those of the plain module.
+        model.compile()
     if trainer.dist.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -131,15 +151,12 @@ def run_fit(
 
         if trainer.sync_batchnorm:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        ddp = DistributedDataParallel(
+        trainer._step_runner = DistributedDataParallel(
             _StepRunner(model),
             device_ids=[trainer.device.index] if trainer.device.type == "cuda" else None,
         )
-        trainer._step_runner = ddp
     else:
-        trainer._step_runner = runner.training_step if not trainer.compile else (
-            lambda batch, idx: model.training_step(batch, idx)
-        )
+        trainer._step_runner = model.training_step
     if ckpt_path is not None:
         from glmx.trainer import checkpointing
 
@@ -166,7 +183,12 @@ def run_fit(
 
 
 def run_eval(
-    trainer: Trainer, stage: str, model: Module | None, dataloaders: Any, datamodule: DataModule | None, ckpt_path: Any
+    trainer: Trainer,
+    stage: str,
+    model: Module | None,
+    dataloaders: Any,
+    datamodule: DataModule | None,
+    ckpt_path: Any,
 ) -> list[dict[str, float]]:
     from glmx.trainer.trainer import _limit
 
@@ -177,9 +199,15 @@ def run_eval(
         checkpointing.restore(trainer, model, ckpt_path, None, weights_only=True)
     loaders = _as_list(dataloaders)
     if not loaders and trainer.datamodule is not None:
-        loaders = _as_list(trainer.datamodule.val_dataloader() if stage == "validate" else trainer.datamodule.test_dataloader())
+        loaders = _as_list(
+            trainer.datamodule.val_dataloader()
+            if stage == "validate"
+            else trainer.datamodule.test_dataloader()
+        )
     if not loaders:
-        raise TrainError(f"Trainer.{stage}() needs data: pass dataloaders= or a datamodule with loaders")
+        raise TrainError(
+            f"Trainer.{stage}() needs data: pass dataloaders= or a datamodule with loaders"
+        )
     if stage == "validate":
         trainer._val_loaders = loaders
         trainer._val_limit = _limit(trainer.limit_val_batches, loaders[0], "limit_val_batches")
@@ -210,7 +238,11 @@ def run_eval(
 
 
 def run_predict(
-    trainer: Trainer, model: Module | None, dataloaders: Any, datamodule: DataModule | None, ckpt_path: Any
+    trainer: Trainer,
+    model: Module | None,
+    dataloaders: Any,
+    datamodule: DataModule | None,
+    ckpt_path: Any,
 ) -> list[Any]:
     from glmx.trainer.trainer import _limit
 
@@ -223,7 +255,9 @@ def run_predict(
     if not loaders and trainer.datamodule is not None:
         loaders = _as_list(trainer.datamodule.predict_dataloader())
     if not loaders:
-        raise TrainError("Trainer.predict() needs data: pass dataloaders= or a datamodule with predict_dataloader")
+        raise TrainError(
+            "Trainer.predict() needs data: pass dataloaders= or a datamodule with predict_dataloader"
+        )
     limit = _limit(trainer.limit_predict_batches, loaders[0], "limit_predict_batches")
     model.eval()
     outputs = []

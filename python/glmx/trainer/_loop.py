@@ -58,15 +58,22 @@ class FitLoopHooks:
             self.loader.set_epoch(epoch)
         elif hasattr(getattr(self.loader, "sampler", None), "set_epoch"):
             self.loader.sampler.set_epoch(epoch)
+        from glmx.ckpt._rng import rng_state, set_rng_state
+
+        # Creating a torch DataLoader iterator draws its shuffle order (and worker seeds) from
+        # the global RNG. The state before that draw is kept so a mid-epoch checkpoint can
+        # redraw the same order on resume; the state at the checkpoint is restored afterwards.
+        if t._pending_epoch_rng_state is not None:
+            set_rng_state(t._pending_epoch_rng_state)
+            t._pending_epoch_rng_state = None
+        t._epoch_rng_state = rng_state()
         self.iterator = iter(self.loader)
         # A loader restored from a checkpoint (state_dict) resumes exactly; others replay.
-        if self.skip_batches:
-            for _ in range(self.skip_batches):
-                next(self.iterator, None)
+        for _ in range(self.skip_batches):
+            next(self.iterator, None)
+        t._next_batch_idx = self.skip_batches
         self.skip_batches = 0
         if t._pending_rng_state is not None:
-            from glmx.ckpt._rng import set_rng_state
-
             set_rng_state(t._pending_rng_state)
             t._pending_rng_state = None
         t._metrics_train.stage = "train_epoch"
@@ -109,7 +116,9 @@ class FitLoopHooks:
             for opt in t.optimizers:
                 t._scaler.unscale_(opt)
 
-    def optimizer_step(self, step: int, epoch: int, batch_idx: int, grad_norm: float | None) -> None:
+    def optimizer_step(
+        self, step: int, epoch: int, batch_idx: int, grad_norm: float | None
+    ) -> None:
         t = self.trainer
         t.global_step = step
         t._last_grad_norm = grad_norm
@@ -133,6 +142,7 @@ class FitLoopHooks:
         if loss is not None:
             t._last_loss = loss
             metrics.progress_bar["loss"] = loss
+        t._next_batch_idx = batch_idx + 1
         t._call("on_train_batch_end", self.outputs, self.batch, batch_idx)
         if stepped and t.is_log_step(step):
             values = metrics.take_step_values()

@@ -26,7 +26,9 @@ class Callback:
     def on_train_end(self, trainer: Trainer, pl_module: Module) -> None: ...
     def on_train_epoch_start(self, trainer: Trainer, pl_module: Module) -> None: ...
     def on_train_epoch_end(self, trainer: Trainer, pl_module: Module) -> None: ...
-    def on_train_batch_start(self, trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int) -> None: ...
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int
+    ) -> None: ...
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
     ) -> None: ...
@@ -37,9 +39,15 @@ class Callback:
     def on_test_start(self, trainer: Trainer, pl_module: Module) -> None: ...
     def on_test_end(self, trainer: Trainer, pl_module: Module) -> None: ...
     def on_test_epoch_end(self, trainer: Trainer, pl_module: Module) -> None: ...
-    def on_before_optimizer_step(self, trainer: Trainer, pl_module: Module, optimizer: Any) -> None: ...
-    def on_save_checkpoint(self, trainer: Trainer, pl_module: Module, checkpoint: dict[str, Any]) -> None: ...
-    def on_load_checkpoint(self, trainer: Trainer, pl_module: Module, checkpoint: dict[str, Any]) -> None: ...
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: Module, optimizer: Any
+    ) -> None: ...
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: Module, checkpoint: dict[str, Any]
+    ) -> None: ...
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: Module, checkpoint: dict[str, Any]
+    ) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
         """State saved in checkpoints."""
@@ -66,8 +74,17 @@ class EarlyStopping(Callback):
     ) -> None:
         if mode not in ("min", "max"):
             raise TrainError(f"EarlyStopping mode must be 'min' or 'max', got {mode!r}")
-        self.monitor, self.min_delta, self.patience, self.mode = monitor, abs(min_delta), patience, mode
-        self.strict, self.check_finite, self.stopping_threshold = strict, check_finite, stopping_threshold
+        self.monitor, self.min_delta, self.patience, self.mode = (
+            monitor,
+            abs(min_delta),
+            patience,
+            mode,
+        )
+        self.strict, self.check_finite, self.stopping_threshold = (
+            strict,
+            check_finite,
+            stopping_threshold,
+        )
         self.check_on_train_epoch_end = check_on_train_epoch_end
         self.wait_count = 0
         self.best_score = math.inf if mode == "min" else -math.inf
@@ -88,7 +105,9 @@ class EarlyStopping(Callback):
         if self.check_finite and not math.isfinite(value):
             self._stop(trainer, f"{self.monitor} = {value} is not finite")
         elif self.stopping_threshold is not None and (
-            value < self.stopping_threshold if self.mode == "min" else value > self.stopping_threshold
+            value < self.stopping_threshold
+            if self.mode == "min"
+            else value > self.stopping_threshold
         ):
             self._stop(trainer, f"{self.monitor} = {value:.6g} reached the stopping threshold")
         elif self._improved(value):
@@ -112,7 +131,11 @@ class EarlyStopping(Callback):
             self._check(trainer)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"wait_count": self.wait_count, "best_score": self.best_score, "stopped_epoch": self.stopped_epoch}
+        return {
+            "wait_count": self.wait_count,
+            "best_score": self.best_score,
+            "stopped_epoch": self.stopped_epoch,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.wait_count = int(state["wait_count"])
@@ -125,7 +148,9 @@ class LearningRateMonitor(Callback):
 
     def __init__(self, logging_interval: str | None = "step", log_momentum: bool = False) -> None:
         if logging_interval not in (None, "step", "epoch"):
-            raise TrainError(f"logging_interval must be 'step', 'epoch' or None, got {logging_interval!r}")
+            raise TrainError(
+                f"logging_interval must be 'step', 'epoch' or None, got {logging_interval!r}"
+            )
         self.logging_interval, self.log_momentum = logging_interval, log_momentum
 
     def _values(self, trainer: Trainer) -> dict[str, float]:
@@ -140,7 +165,9 @@ class LearningRateMonitor(Callback):
                     out[key.replace("lr-", "lr-momentum-", 1)] = float(group["betas"][0])
         return out
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int
+    ) -> None:
         if self.logging_interval in (None, "step") and trainer.is_log_step():
             trainer.log_metrics_now(self._values(trainer))
 
@@ -202,7 +229,9 @@ class ProgressBar(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: Module) -> None:
         self._start = time.monotonic()
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_rank == 0 and trainer.global_step % self.refresh_rate == 0:
             self._show(self._render(trainer))
 

@@ -45,9 +45,14 @@ def training_state(trainer: Trainer, batch_idx: int) -> dict[str, Any]:
             "batch_idx": batch_idx,
         },
         "optimizer": {str(i): opt.state_dict() for i, opt in enumerate(trainer.optimizers)},
-        "scheduler": {str(i): cfg.scheduler.state_dict() for i, cfg in enumerate(trainer.lr_scheduler_configs)},
+        "scheduler": {
+            str(i): cfg.scheduler.state_dict() for i, cfg in enumerate(trainer.lr_scheduler_configs)
+        },
         "rng": rng_state(),
-        "callbacks": {f"{type(cb).__name__}.{i}": cb.state_dict() for i, cb in enumerate(trainer.callbacks)},
+        "epoch_rng": trainer._epoch_rng_state if trainer._epoch_rng_state is not None else rng_state(),
+        "callbacks": {
+            f"{type(cb).__name__}.{i}": cb.state_dict() for i, cb in enumerate(trainer.callbacks)
+        },
     }
     loader = trainer._train_loader
     if loader is not None and hasattr(loader, "state_dict"):
@@ -65,13 +70,21 @@ def save(trainer: Trainer, manager: CheckpointManager, batch_idx: int) -> Path:
     """Save the current state at ``trainer.global_step``; returns the checkpoint directory."""
     module = trainer.lightning_module
     assert module is not None
-    sharing = {"rng": "PER_RANK", "loader": "PER_RANK"}
+    sharing = {"rng": "PER_RANK", "epoch_rng": "PER_RANK", "loader": "PER_RANK"}
     components = training_state(trainer, batch_idx)
     sharing = {k: v for k, v in sharing.items() if k in components}
-    return manager.save(trainer.global_step, module.state_dict(), components, sharing=sharing, metrics=_float_metrics(trainer))
+    return manager.save(
+        trainer.global_step,
+        module.state_dict(),
+        components,
+        sharing=sharing,
+        metrics=_float_metrics(trainer),
+    )
 
 
-def _manager_for(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> tuple[CheckpointManager, str]:
+def _manager_for(
+    trainer: Trainer, ckpt_path: str | os.PathLike[str]
+) -> tuple[CheckpointManager, str]:
     for cb in trainer.callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
             if str(ckpt_path) in ("last", "best"):
@@ -81,21 +94,31 @@ def _manager_for(trainer: Trainer, ckpt_path: str | os.PathLike[str]) -> tuple[C
         for cb in trainer.callbacks:
             if isinstance(cb, ModelCheckpoint):
                 run_dir = Path(cb.dirpath or run_dir)
-        return CheckpointManager(run_dir, world_size=trainer.world_size, rank=trainer.global_rank), str(ckpt_path)
+        return CheckpointManager(
+            run_dir, world_size=trainer.world_size, rank=trainer.global_rank
+        ), str(ckpt_path)
     path = Path(ckpt_path)
     if not path.exists():
-        raise CheckpointError(f"ckpt_path '{path}' does not exist; pass 'last', 'best' or a checkpoint directory")
-    return CheckpointManager(path.resolve().parent.parent, world_size=trainer.world_size, rank=trainer.global_rank), str(path)
+        raise CheckpointError(
+            f"ckpt_path '{path}' does not exist; pass 'last', 'best' or a checkpoint directory"
+        )
+    return CheckpointManager(
+        path.resolve().parent.parent, world_size=trainer.world_size, rank=trainer.global_rank
+    ), str(path)
 
 
-def restore(trainer: Trainer, module: Module, ckpt_path: Any, train_loader: Any, weights_only: bool = False) -> None:
+def restore(
+    trainer: Trainer, module: Module, ckpt_path: Any, train_loader: Any, weights_only: bool = False
+) -> None:
     """Load weights (and, unless ``weights_only``, the full training state) from a checkpoint."""
     manager, which = _manager_for(trainer, ckpt_path)
     loaded = manager.load(which, components=[] if weights_only else None)
     try:
         missing, unexpected = module.load_state_dict(loaded["model"], strict=False)
     except RuntimeError as err:  # shape mismatches
-        raise CheckpointError(f"checkpoint {loaded['path']} does not match {type(module).__name__}: {err}") from None
+        raise CheckpointError(
+            f"checkpoint {loaded['path']} does not match {type(module).__name__}: {err}"
+        ) from None
     if missing or unexpected:
         raise CheckpointError(
             f"checkpoint {loaded['path']} does not match {type(module).__name__}: "
@@ -106,7 +129,9 @@ def restore(trainer: Trainer, module: Module, ckpt_path: Any, train_loader: Any,
     comps = loaded["components"]
     state = comps.get("trainer")
     if state is None:
-        raise CheckpointError(f"checkpoint {loaded['path']} has no trainer state; it cannot resume training")
+        raise CheckpointError(
+            f"checkpoint {loaded['path']} has no trainer state; it cannot resume training"
+        )
     trainer.global_step = int(state["global_step"])
     trainer.current_epoch = int(state["epoch"])
     trainer._resume_batch_idx = int(state["batch_idx"])
@@ -120,6 +145,8 @@ def restore(trainer: Trainer, module: Module, ckpt_path: Any, train_loader: Any,
         # Applied after the loop creates its data iterator: creating a torch DataLoader
         # iterator draws from the global RNG, and the saved state was taken after that draw.
         trainer._pending_rng_state = comps["rng"]
+    if "epoch_rng" in comps and int(state["batch_idx"]) > 0:
+        trainer._pending_epoch_rng_state = comps["epoch_rng"]
     if "loader" in comps and train_loader is not None and hasattr(train_loader, "load_state_dict"):
         train_loader.load_state_dict(comps["loader"])
         trainer._loader_restored = True
@@ -133,7 +160,12 @@ def restore(trainer: Trainer, module: Module, ckpt_path: Any, train_loader: Any,
     module.on_load_checkpoint(comps.get("module_extra", {}))
     for lg in trainer.loggers:
         lg.truncate_after(trainer.global_step)
-    log.info("resumed from %s at step %d (epoch %d)", loaded["path"], trainer.global_step, trainer.current_epoch)
+    log.info(
+        "resumed from %s at step %d (epoch %d)",
+        loaded["path"],
+        trainer.global_step,
+        trainer.current_epoch,
+    )
 
 
 class ModelCheckpoint(Callback):
@@ -165,7 +197,9 @@ class ModelCheckpoint(Callback):
         self.dirpath, self.filename, self.monitor, self.mode = dirpath, filename, monitor, mode
         self.save_top_k, self.save_last, self.async_save = save_top_k, save_last, async_save
         self.every_n_train_steps = every_n_train_steps
-        self.every_n_epochs = every_n_epochs if every_n_epochs is not None else (0 if every_n_train_steps else 1)
+        self.every_n_epochs = (
+            every_n_epochs if every_n_epochs is not None else (0 if every_n_train_steps else 1)
+        )
         self.manager: CheckpointManager | None = None
         self.last_saved_step = -1
         self.best_model_path: str = ""
@@ -192,7 +226,11 @@ class ModelCheckpoint(Callback):
         )
 
     def _save(self, trainer: Trainer, batch_idx: int) -> None:
-        if self.manager is None or trainer.global_step == self.last_saved_step or self.save_top_k == 0:
+        if (
+            self.manager is None
+            or trainer.global_step == self.last_saved_step
+            or self.save_top_k == 0
+        ):
             return
         if self.monitor and trainer.callback_metrics_float(self.monitor) is None:
             raise trainer._metrics.missing_metric_error(self.monitor, "ModelCheckpoint")
@@ -200,7 +238,9 @@ class ModelCheckpoint(Callback):
         self.last_saved_step = trainer.global_step
         self.last_model_path = str(path)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         n = self.every_n_train_steps
         if n and trainer.global_step > 0 and trainer.global_step % n == 0:
             self._save(trainer, batch_idx + 1)
@@ -217,6 +257,9 @@ class ModelCheckpoint(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: Module) -> None:
         if self.manager is None:
             return
+        if self.save_last and trainer.global_step != self.last_saved_step and trainer.global_step > 0:
+            # the final state, for resuming or evaluating (Lightning's last.ckpt)
+            self._save(trainer, trainer._next_batch_idx, require_monitor=False)
         self.manager.wait()
         if self.monitor:
             try:

@@ -44,8 +44,16 @@ class JobControl(Callback):
             removes it); otherwise it is removed when the fit finishes normally.
     """
 
-    def __init__(self, status_interval_s: float = 0.5, keep_entry: bool = True) -> None:
+    def __init__(
+        self,
+        status_interval_s: float = 0.5,
+        keep_entry: bool = True,
+        check_every_n_steps: int | None = None,
+    ) -> None:
         self.status_interval_s = status_interval_s
+        # Every rank must look at the same steps (rank 0 broadcasts what it found); under DDP
+        # that broadcast is a device sync, so it is done every few steps, not every step.
+        self.check_every_n_steps = check_every_n_steps
         self.keep_entry = keep_entry
         self.job_id: str | None = None
         self.path: Path | None = None
@@ -160,14 +168,22 @@ class JobControl(Callback):
         dist.broadcast(t, src=0)
         return int(t.item())
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: Module, batch: Any, batch_idx: int
+    ) -> None:
         if isinstance(batch, dict) and isinstance(batch.get("input_ids"), torch.Tensor):
             self._tokens += int(batch["input_ids"].numel()) * max(1, trainer.world_size)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step == self._last_step:
             return  # mid accumulation: no optimizer step yet
         self._last_step = trainer.global_step
+        every = self.check_every_n_steps or (1 if trainer.world_size == 1 else 20)
+        if trainer.global_step % every:
+            self._write_status(trainer)
+            return
         code = self._agree(trainer, self._next_command() if trainer.is_global_zero else 0)
         if code:
             self._execute(trainer, _NAMES[code], batch_idx)

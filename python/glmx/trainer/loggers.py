@@ -163,7 +163,9 @@ def _bytes_field(number: int, data: bytes) -> bytes:
     return _field(number, 2, _varint(len(data)) + data)
 
 
-def _event(wall_time: float, step: int, *, file_version: str | None = None, summary: bytes | None = None) -> bytes:
+def _event(
+    wall_time: float, step: int, *, file_version: str | None = None, summary: bytes | None = None
+) -> bytes:
     out = _field(1, 1, struct.pack("<d", wall_time)) + _field(2, 0, _varint(step))
     if file_version is not None:
         out += _bytes_field(3, file_version.encode())
@@ -175,7 +177,9 @@ def _event(wall_time: float, step: int, *, file_version: str | None = None, summ
 class TensorBoardLogger(Logger):
     """TensorBoard scalars in an ``events.out.tfevents.*`` file (no TensorFlow needed)."""
 
-    def __init__(self, save_dir: str | os.PathLike[str] | None = None, name: str = "tensorboard") -> None:
+    def __init__(
+        self, save_dir: str | os.PathLike[str] | None = None, name: str = "tensorboard"
+    ) -> None:
         super().__init__(save_dir)
         self.name = name
         self._file: Any = None
@@ -202,7 +206,9 @@ class TensorBoardLogger(Logger):
         if self._file is None:
             self._open()
         values = b"".join(
-            _bytes_field(1, _bytes_field(1, tag.encode()) + _field(2, 5, struct.pack("<f", float(v))))
+            _bytes_field(
+                1, _bytes_field(1, tag.encode()) + _field(2, 5, struct.pack("<f", float(v)))
+            )
             for tag, v in metrics.items()
         )
         self._write(_event(time.time(), step, summary=values))

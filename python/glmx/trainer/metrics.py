@@ -17,11 +17,15 @@ _STEP_DEFAULTS = {"train": (True, False)}  # (on_step, on_epoch) for training_st
 def _as_tensor(value: Any, name: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise TrainError(f"self.log('{name}', ...) needs a scalar, got shape {tuple(value.shape)}")
+            raise TrainError(
+                f"self.log('{name}', ...) needs a scalar, got shape {tuple(value.shape)}"
+            )
         return value.detach().reshape(())
     if isinstance(value, (int, float, bool)):
         return torch.tensor(float(value))
-    raise TrainError(f"self.log('{name}', ...) needs a number or scalar tensor, got {type(value).__name__}")
+    raise TrainError(
+        f"self.log('{name}', ...) needs a number or scalar tensor, got {type(value).__name__}"
+    )
 
 
 def _to_float(value: torch.Tensor | float) -> float:
@@ -107,7 +111,9 @@ class MetricsCollector:
             acc = self._epoch.get(epoch_name)
             if acc is None:
                 init = tensor * weight if reduce_fx == "mean" else tensor
-                self._epoch[epoch_name] = _EpochAccumulator(init.double(), weight, reduce_fx, sync_dist)
+                self._epoch[epoch_name] = _EpochAccumulator(
+                    init.double(), weight, reduce_fx, sync_dist
+                )
             else:
                 acc.add(tensor.double(), weight)
             if prog_bar:

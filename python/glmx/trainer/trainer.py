@@ -21,11 +21,17 @@ from glmx.trainer.callbacks import Callback, ProgressBar
 from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger, TensorBoardLogger
 from glmx.trainer.metrics import MetricsCollector
 from glmx.trainer.module import DataModule, Module
-from glmx.trainer.optim import SchedulerConfig, parse_configure_optimizers
+from glmx.trainer.optim import SchedulerConfig
 
 log = logging.getLogger("glmx.trainer")
 
-_PRECISIONS = {"32-true": None, "32": None, 32: None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+_PRECISIONS = {
+    "32-true": None,
+    "32": None,
+    32: None,
+    "bf16-mixed": torch.bfloat16,
+    "16-mixed": torch.float16,
+}
 
 
 def seed_everything(seed: int, workers: bool = False) -> int:
@@ -52,7 +58,9 @@ def _limit(value: int | float | None, loader: Any, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or value < 0:
-        raise TrainError(f"{what} must be a non-negative int or a fraction in [0, 1], got {value!r}")
+        raise TrainError(
+            f"{what} must be a non-negative int or a fraction in [0, 1], got {value!r}"
+        )
     if isinstance(value, int) or (isinstance(value, float) and value > 1):
         return int(value)
     if value == 1.0:
@@ -102,13 +110,16 @@ class Trainer:
         logger: bool | Logger | list[Logger] = True,
         enable_progress_bar: bool = True,
         enable_checkpointing: bool = True,
+        enable_job_control: bool = True,
         enable_model_summary: bool = True,
         compile: bool = False,
         detect_nonfinite_loss: bool = True,
         seed: int | None = None,
     ) -> None:
         if precision not in _PRECISIONS:
-            raise TrainError(f"precision must be one of {sorted(map(str, _PRECISIONS))}, got {precision!r}")
+            raise TrainError(
+                f"precision must be one of {sorted(map(str, _PRECISIONS))}, got {precision!r}"
+            )
         self.fast_dev_run = int(fast_dev_run)
         if self.fast_dev_run:
             max_steps, max_epochs, num_sanity_val_steps = self.fast_dev_run, 1, 0
@@ -127,7 +138,10 @@ class Trainer:
         self.val_check_interval = val_check_interval
         self.check_val_every_n_epoch = check_val_every_n_epoch
         self.limit_train_batches, self.limit_val_batches = limit_train_batches, limit_val_batches
-        self.limit_test_batches, self.limit_predict_batches = limit_test_batches, limit_predict_batches
+        self.limit_test_batches, self.limit_predict_batches = (
+            limit_test_batches,
+            limit_predict_batches,
+        )
         self.overfit_batches = overfit_batches
         self.num_sanity_val_steps = num_sanity_val_steps
         self.log_every_n_steps = max(1, int(log_every_n_steps))
@@ -137,8 +151,10 @@ class Trainer:
         self.default_root_dir = Path(default_root_dir or os.getcwd())
         self.dist = _distributed.setup(accelerator, devices, strategy, num_nodes)
         self.device = self.dist.device
-        self.callbacks: list[Callback] = list(callbacks) if isinstance(callbacks, (list, tuple)) else (
-            [callbacks] if callbacks is not None else []
+        self.callbacks: list[Callback] = (
+            list(callbacks)
+            if isinstance(callbacks, (list, tuple))
+            else ([callbacks] if callbacks is not None else [])
         )
         if enable_progress_bar and not any(isinstance(c, ProgressBar) for c in self.callbacks):
             self.callbacks.append(ProgressBar())
@@ -147,6 +163,7 @@ class Trainer:
 
             if not any(isinstance(c, ModelCheckpoint) for c in self.callbacks):
                 self.callbacks.append(ModelCheckpoint())
+        self._add_default_callbacks(enable_job_control)
         if logger is True:
             self.loggers: list[Logger] = [JsonLogger(), CSVLogger(), TensorBoardLogger()]
         elif logger is False or logger is None:
@@ -177,11 +194,29 @@ class Trainer:
         self._last_grad_norm: float | None = None
         self._val_loaders: list[Any] = []
         self._train_batches: int | None = None
+        self._epoch_batches: int | None = None
         self._val_limit: int | None = None
         self._val_every: int | None = None
         self._train_loader: Any = None
         self._loader_restored = False
         self._pending_rng_state: Any = None
+        self._pending_epoch_rng_state: Any = None
+        self._epoch_rng_state: Any = None
+        self._next_batch_idx = 0
+
+    def _add_default_callbacks(self, enable_job_control: bool) -> None:
+        # `glmx control` reaches every training through this callback (local files only).
+        if enable_job_control and not self.fast_dev_run:
+            from glmx.trainer.control import JobControl
+
+            if not any(isinstance(c, JobControl) for c in self.callbacks):
+                self.callbacks.append(JobControl())
+        # Under SLURM, the requeue signal saves a checkpoint and requeues the job.
+        if os.environ.get("SLURM_JOB_ID") and self.enable_checkpointing:
+            from glmx.cluster import SlurmRequeue
+
+            if not any(isinstance(c, SlurmRequeue) for c in self.callbacks):
+                self.callbacks.append(SlurmRequeue())
 
     # -- properties users and callbacks read -----------------------------------------------
     @property
@@ -259,7 +294,9 @@ class Trainer:
 
     def _to_device(self, batch: Any) -> Any:
         if isinstance(batch, torch.Tensor):
-            return batch.to(self.device, non_blocking=True) if batch.device != self.device else batch
+            return (
+                batch.to(self.device, non_blocking=True) if batch.device != self.device else batch
+            )
         if isinstance(batch, dict):
             return {k: self._to_device(v) for k, v in batch.items()}
         if isinstance(batch, (list, tuple)):
@@ -278,7 +315,9 @@ class Trainer:
                 value = self.callback_metrics_float(cfg.monitor or "")
                 if value is None:
                     if cfg.strict:
-                        raise self._metrics.missing_metric_error(cfg.monitor or "", "ReduceLROnPlateau")
+                        raise self._metrics.missing_metric_error(
+                            cfg.monitor or "", "ReduceLROnPlateau"
+                        )
                     continue
                 cfg.scheduler.step(value)
             else:
@@ -286,8 +325,11 @@ class Trainer:
 
     # -- validation ----------------------------------------------------------------------------
     def _should_validate_mid_epoch(self, batch_idx: int) -> bool:
-        return bool(self._val_loaders) and self._val_every is not None and (batch_idx + 1) % self._val_every == 0 and (
-            self._train_batches is None or batch_idx + 1 < self._train_batches
+        return (
+            bool(self._val_loaders)
+            and self._val_every is not None
+            and (batch_idx + 1) % self._val_every == 0
+            and (self._epoch_batches is None or batch_idx + 1 < self._epoch_batches)
         )
 
     def _should_validate_at_epoch_end(self, epoch: int) -> bool:
@@ -338,22 +380,39 @@ class Trainer:
 
         _fit.run_fit(self, model, train_dataloaders, val_dataloaders, datamodule, ckpt_path)
 
-    def validate(self, model: Module | None = None, dataloaders: Any = None, datamodule: DataModule | None = None,
-                 ckpt_path: str | None = None, verbose: bool = True) -> list[dict[str, float]]:
+    def validate(
+        self,
+        model: Module | None = None,
+        dataloaders: Any = None,
+        datamodule: DataModule | None = None,
+        ckpt_path: str | None = None,
+        verbose: bool = True,
+    ) -> list[dict[str, float]]:
         """Run one validation epoch; returns ``[metrics]``."""
         from glmx.trainer import _fit
 
         return _fit.run_eval(self, "validate", model, dataloaders, datamodule, ckpt_path)
 
-    def test(self, model: Module | None = None, dataloaders: Any = None, datamodule: DataModule | None = None,
-             ckpt_path: str | None = None, verbose: bool = True) -> list[dict[str, float]]:
+    def test(
+        self,
+        model: Module | None = None,
+        dataloaders: Any = None,
+        datamodule: DataModule | None = None,
+        ckpt_path: str | None = None,
+        verbose: bool = True,
+    ) -> list[dict[str, float]]:
         """Run one test epoch; returns ``[metrics]``."""
         from glmx.trainer import _fit
 
         return _fit.run_eval(self, "test", model, dataloaders, datamodule, ckpt_path)
 
-    def predict(self, model: Module | None = None, dataloaders: Any = None, datamodule: DataModule | None = None,
-                ckpt_path: str | None = None) -> list[Any]:
+    def predict(
+        self,
+        model: Module | None = None,
+        dataloaders: Any = None,
+        datamodule: DataModule | None = None,
+        ckpt_path: str | None = None,
+    ) -> list[Any]:
         """Return ``predict_step`` outputs for every batch."""
         from glmx.trainer import _fit
 
@@ -365,10 +424,12 @@ class Trainer:
 
         for cb in self.callbacks:
             if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
-                path = save(self, cb.manager, self._resume_batch_idx)
+                path = save(self, cb.manager, self._next_batch_idx)
                 cb.manager.wait()
                 return path
-        raise TrainError("save_checkpoint() needs checkpointing: pass enable_checkpointing=True during fit")
+        raise TrainError(
+            "save_checkpoint() needs checkpointing: pass enable_checkpointing=True during fit"
+        )
 
     def _fit_loop(self, hooks: FitLoopHooks, params: Iterable[torch.Tensor]) -> None:
         config = {

@@ -112,7 +112,7 @@ fn sources(search_path: Vec<(String, String)>) -> Vec<Source> {
 }
 
 /// A composed config, before interpolation.
-#[pyclass(module = "glmx._glmx", name = "ComposedConfig")]
+#[pyclass(module = "glmx._config", name = "ComposedConfig")]
 pub struct PyComposed {
     inner: Composed,
 }

@@ -63,7 +63,7 @@ fn paths(search_path: Vec<String>) -> Vec<PathBuf> {
 type Root = (String, usize);
 
 /// A node graph built from tagged YAML (see `glmx.config.Graph` for the Python API).
-#[pyclass(module = "glmx._glmx", name = "ConfigGraph", frozen)]
+#[pyclass(module = "glmx._config", name = "ConfigGraph", frozen)]
 pub struct PyGraph {
     graph: Graph,
 }

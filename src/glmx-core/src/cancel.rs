@@ -40,7 +40,10 @@ where
 ///
 /// Used by the boundary tests (Ctrl-C reaches a Rust loop that holds no GIL) and as the
 /// reference shape of every long loop in this crate.
-pub fn spin_for(duration: std::time::Duration, interrupt: &dyn Interrupt) -> Result<u64, CoreError> {
+pub fn spin_for(
+    duration: std::time::Duration,
+    interrupt: &dyn Interrupt,
+) -> Result<u64, CoreError> {
     let start = std::time::Instant::now();
     let mut ticks = 0u64;
     while start.elapsed() < duration {

@@ -73,7 +73,9 @@ fn core_to_py(err: CoreError) -> PyErr {
         CoreError::Data(_) => DataError::new_err(message),
         CoreError::Checkpoint(_) => CheckpointError::new_err(message),
         CoreError::Interrupted => PyKeyboardInterrupt::new_err(message),
-        CoreError::Io { .. } | CoreError::Torch(_) | CoreError::Train(_) | CoreError::Hook => TrainError::new_err(message),
+        CoreError::Io { .. } | CoreError::Torch(_) | CoreError::Train(_) | CoreError::Hook => {
+            TrainError::new_err(message)
+        }
     }
 }
 

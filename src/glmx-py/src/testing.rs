@@ -59,7 +59,9 @@ fn raise_error(kind: &str, message: String) -> BindingResult<()> {
 #[pyfunction]
 fn spin(py: Python<'_>, seconds: f64) -> BindingResult<u64> {
     let duration = Duration::from_secs_f64(seconds.max(0.0));
-    gil::run_released(py, move |signals| glmx_core::cancel::spin_for(duration, signals))
+    gil::run_released(py, move |signals| {
+        glmx_core::cancel::spin_for(duration, signals)
+    })
 }
 
 /// Emits one `tracing` event at `level` ("debug", "info", "warn", "error") from a Rust thread

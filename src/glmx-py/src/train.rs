@@ -5,7 +5,9 @@
 
 use std::sync::Mutex;
 
-use glmx_core::train::{self, ClipAlgorithm, Control, FitConfig, FitHooks, FitState, ForwardOutcome};
+use glmx_core::train::{
+    self, ClipAlgorithm, Control, FitConfig, FitHooks, FitState, ForwardOutcome,
+};
 use glmx_core::CoreError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -36,7 +38,11 @@ impl PyHooks {
     }
 
     fn control(value: &Bound<'_, PyAny>) -> PyResult<Control> {
-        Ok(if value.is_truthy()? { Control::Stop } else { Control::Continue })
+        Ok(if value.is_truthy()? {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
     }
 }
 
@@ -51,13 +57,21 @@ impl FitHooks for PyHooks {
 
     fn start_epoch(&mut self, state: &FitState) -> Result<Control, CoreError> {
         let hooks = &self.hooks;
-        self.with_py(|py| Self::control(&hooks.call_method1(py, "start_epoch", state_args(state))?.into_bound(py)))
+        self.with_py(|py| {
+            Self::control(
+                &hooks
+                    .call_method1(py, "start_epoch", state_args(state))?
+                    .into_bound(py),
+            )
+        })
     }
 
     fn forward(&mut self, state: &FitState) -> Result<ForwardOutcome, CoreError> {
         let (hooks, end) = (&self.hooks, &self.end_of_epoch);
         self.with_py(|py| {
-            let out = hooks.call_method1(py, "forward", state_args(state))?.into_bound(py);
+            let out = hooks
+                .call_method1(py, "forward", state_args(state))?
+                .into_bound(py);
             if out.is_none() {
                 Ok(ForwardOutcome::Skip)
             } else if out.is(end) {
@@ -73,15 +87,26 @@ impl FitHooks for PyHooks {
         self.with_py(|py| hooks.call_method0(py, "unscale_gradients").map(|_| ()))
     }
 
-    fn optimizer_step(&mut self, state: &FitState, grad_norm: Option<f64>) -> Result<(), CoreError> {
+    fn optimizer_step(
+        &mut self,
+        state: &FitState,
+        grad_norm: Option<f64>,
+    ) -> Result<(), CoreError> {
         let hooks = &self.hooks;
         self.with_py(|py| {
             let (step, epoch, batch) = state_args(state);
-            hooks.call_method1(py, "optimizer_step", (step, epoch, batch, grad_norm)).map(|_| ())
+            hooks
+                .call_method1(py, "optimizer_step", (step, epoch, batch, grad_norm))
+                .map(|_| ())
         })
     }
 
-    fn end_batch(&mut self, state: &FitState, loss: Option<&Tensor>, stepped: bool) -> Result<Control, CoreError> {
+    fn end_batch(
+        &mut self,
+        state: &FitState,
+        loss: Option<&Tensor>,
+        stepped: bool,
+    ) -> Result<Control, CoreError> {
         let hooks = &self.hooks;
         self.with_py(|py| {
             let loss = match loss {
@@ -96,7 +121,13 @@ impl FitHooks for PyHooks {
 
     fn end_epoch(&mut self, state: &FitState) -> Result<Control, CoreError> {
         let hooks = &self.hooks;
-        self.with_py(|py| Self::control(&hooks.call_method1(py, "end_epoch", state_args(state))?.into_bound(py)))
+        self.with_py(|py| {
+            Self::control(
+                &hooks
+                    .call_method1(py, "end_epoch", state_args(state))?
+                    .into_bound(py),
+            )
+        })
     }
 }
 
@@ -109,7 +140,8 @@ fn opt<'py, T: FromPyObject<'py>>(config: &Bound<'py, PyDict>, key: &str) -> PyR
 
 fn fit_config(config: &Bound<'_, PyDict>) -> BindingResult<FitConfig> {
     let clip_val: Option<f64> = opt(config, "gradient_clip_val")?;
-    let algorithm: String = opt(config, "gradient_clip_algorithm")?.unwrap_or_else(|| "norm".into());
+    let algorithm: String =
+        opt(config, "gradient_clip_algorithm")?.unwrap_or_else(|| "norm".into());
     let algorithm: ClipAlgorithm = algorithm.parse()?;
     Ok(FitConfig {
         max_steps: opt(config, "max_steps")?,
@@ -137,8 +169,16 @@ fn fit_loop(
     end_of_epoch: Py<PyAny>,
 ) -> BindingResult<(u64, u64, u64)> {
     let config = fit_config(config)?;
-    let params = params.iter().map(tensor::from_py).collect::<PyResult<Vec<_>>>()?;
-    let mut py_hooks = PyHooks { hooks, end_of_epoch, params, failure: Mutex::new(None) };
+    let params = params
+        .iter()
+        .map(tensor::from_py)
+        .collect::<PyResult<Vec<_>>>()?;
+    let mut py_hooks = PyHooks {
+        hooks,
+        end_of_epoch,
+        params,
+        failure: Mutex::new(None),
+    };
     let mut fit_state = FitState {
         global_step: state.0,
         epoch: state.1,
@@ -148,7 +188,12 @@ fn fit_loop(
     let outcome = gil::run_released(py, |signals| {
         train::fit(&config, &mut fit_state, &mut py_hooks, signals)
     });
-    if let Some(err) = py_hooks.failure.lock().ok().and_then(|mut slot| slot.take()) {
+    if let Some(err) = py_hooks
+        .failure
+        .lock()
+        .ok()
+        .and_then(|mut slot| slot.take())
+    {
         return Err(BindingError::Python(err));
     }
     outcome?;

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Mutex, OnceLock};
 
 use pyo3::prelude::*;
@@ -127,16 +127,13 @@ pub fn set_log_level(level: u8) {
 /// Takes every queued record without blocking: a list of `(level, logger_name, message)`.
 #[pyfunction]
 pub fn drain_logs() -> Vec<Record> {
-    let Some(queue) = QUEUE.get() else { return Vec::new() };
-    let Ok(receiver) = queue.receiver.lock() else { return Vec::new() };
-    let mut out = Vec::new();
-    loop {
-        match receiver.try_recv() {
-            Ok(record) => out.push(record),
-            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-        }
-    }
-    out
+    let Some(queue) = QUEUE.get() else {
+        return Vec::new();
+    };
+    let Ok(receiver) = queue.receiver.lock() else {
+        return Vec::new();
+    };
+    receiver.try_iter().collect()
 }
 
 /// Number of records dropped because the queue was full.

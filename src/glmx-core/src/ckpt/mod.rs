@@ -13,6 +13,7 @@ pub mod load;
 pub mod manifest;
 pub mod retention;
 pub mod snapshot;
+mod writer;
 
 pub use coordinator::{ComponentInput, Coordinator, Options, SaveRequest};
 pub use load::{Loaded, LoadedComponent};

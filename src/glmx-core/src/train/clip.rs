@@ -48,7 +48,9 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> Result<f64> {
             let norm = g.f_norm()?.f_to_kind(tch::Kind::Double)?;
             squares.push(norm.f_square()?);
         }
-        let total = Tensor::f_stack(&squares, 0)?.f_sum(tch::Kind::Double)?.f_sqrt()?;
+        let total = Tensor::f_stack(&squares, 0)?
+            .f_sum(tch::Kind::Double)?
+            .f_sqrt()?;
         let total_norm = total.f_double_value(&[])?;
         // Same epsilon as torch so both clip identically.
         let coef = max_norm / (total_norm + 1e-6);

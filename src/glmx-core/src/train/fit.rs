@@ -97,8 +97,12 @@ pub trait FitHooks {
     fn optimizer_step(&mut self, state: &FitState, grad_norm: Option<f64>) -> Result<()>;
     /// After a batch (callbacks, logging). `loss` is the unscaled, detached batch loss (`None`
     /// for a skipped batch); `stepped` says whether an optimizer step just happened.
-    fn end_batch(&mut self, state: &FitState, loss: Option<&Tensor>, stepped: bool)
-        -> Result<Control>;
+    fn end_batch(
+        &mut self,
+        state: &FitState,
+        loss: Option<&Tensor>,
+        stepped: bool,
+    ) -> Result<Control>;
     /// After the last batch of an epoch (validation, epoch schedulers, checkpoints).
     fn end_epoch(&mut self, state: &FitState) -> Result<Control>;
 }
@@ -160,7 +164,10 @@ pub fn fit(
         }
         loop {
             interrupt.check()?;
-            if config.limit_train_batches.is_some_and(|n| state.batch_idx >= n) {
+            if config
+                .limit_train_batches
+                .is_some_and(|n| state.batch_idx >= n)
+            {
                 break;
             }
             let loss = match hooks.forward(state)? {

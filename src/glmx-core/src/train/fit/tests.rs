@@ -16,7 +16,9 @@ struct Regression {
 impl Regression {
     fn new(batches: Vec<Option<f32>>) -> Self {
         Self {
-            weight: vec![Tensor::zeros([1], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true)],
+            weight: vec![
+                Tensor::zeros([1], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true)
+            ],
             batches,
             cursor: 0,
             lr: 0.1,
@@ -59,13 +61,26 @@ impl FitHooks for Regression {
             let _ = w.grad().f_zero_()?;
             Ok::<_, CoreError>(())
         })?;
-        self.log.push(format!("step{}{}", state.global_step, if grad_norm.is_some() { "c" } else { "" }));
+        self.log.push(format!(
+            "step{}{}",
+            state.global_step,
+            if grad_norm.is_some() { "c" } else { "" }
+        ));
         Ok(())
     }
 
-    fn end_batch(&mut self, state: &FitState, loss: Option<&Tensor>, stepped: bool) -> Result<Control> {
+    fn end_batch(
+        &mut self,
+        state: &FitState,
+        loss: Option<&Tensor>,
+        stepped: bool,
+    ) -> Result<Control> {
         let tag = if loss.is_some() { "b" } else { "s" };
-        self.log.push(format!("{tag}{}{}", state.batch_idx, if stepped { "!" } else { "" }));
+        self.log.push(format!(
+            "{tag}{}{}",
+            state.batch_idx,
+            if stepped { "!" } else { "" }
+        ));
         Ok(Control::Continue)
     }
 
@@ -91,7 +106,10 @@ fn config() -> FitConfig {
 fn one_step_per_batch_and_training_converges() {
     let mut hooks = Regression::new(vec![Some(1.0); 4]);
     let mut state = FitState::default();
-    let cfg = FitConfig { max_epochs: Some(10), ..config() };
+    let cfg = FitConfig {
+        max_epochs: Some(10),
+        ..config()
+    };
     fit(&cfg, &mut state, &mut hooks, &Never).unwrap();
     assert_eq!(state.global_step, 40);
     assert_eq!(state.epoch, 10);
@@ -103,7 +121,10 @@ fn one_step_per_batch_and_training_converges() {
 fn accumulation_steps_every_n_batches_and_at_epoch_end() {
     let mut hooks = Regression::new(vec![Some(1.0); 5]);
     let mut state = FitState::default();
-    let cfg = FitConfig { accumulate_grad_batches: 2, ..config() };
+    let cfg = FitConfig {
+        accumulate_grad_batches: 2,
+        ..config()
+    };
     fit(&cfg, &mut state, &mut hooks, &Never).unwrap();
     assert_eq!(
         hooks.log,
@@ -117,14 +138,22 @@ fn skipped_batches_do_not_step() {
     let mut hooks = Regression::new(vec![Some(1.0), None, Some(1.0)]);
     let mut state = FitState::default();
     fit(&config(), &mut state, &mut hooks, &Never).unwrap();
-    assert_eq!(hooks.log, ["epoch0", "step1", "b0!", "s1", "step2", "b2!", "end0"]);
+    assert_eq!(
+        hooks.log,
+        ["epoch0", "step1", "b0!", "s1", "step2", "b2!", "end0"]
+    );
 }
 
 #[test]
 fn max_steps_and_limit_train_batches_stop_the_run() {
     let mut hooks = Regression::new(vec![Some(1.0); 10]);
     let mut state = FitState::default();
-    let cfg = FitConfig { max_steps: Some(7), max_epochs: None, limit_train_batches: Some(3), ..config() };
+    let cfg = FitConfig {
+        max_steps: Some(7),
+        max_epochs: None,
+        limit_train_batches: Some(3),
+        ..config()
+    };
     fit(&cfg, &mut state, &mut hooks, &Never).unwrap();
     assert_eq!(state.global_step, 7);
     assert_eq!(state.epoch, 2);
@@ -135,7 +164,10 @@ fn max_steps_and_limit_train_batches_stop_the_run() {
 fn clipping_reports_the_norm() {
     let mut hooks = Regression::new(vec![Some(10.0)]);
     let mut state = FitState::default();
-    let cfg = FitConfig { gradient_clip: Some((1.0, ClipAlgorithm::Norm)), ..config() };
+    let cfg = FitConfig {
+        gradient_clip: Some((1.0, ClipAlgorithm::Norm)),
+        ..config()
+    };
     fit(&cfg, &mut state, &mut hooks, &Never).unwrap();
     assert!(hooks.log.contains(&"step1c".to_string()));
     // d/dw (w*10 - 30)^2 at w=0 is -600; clipped to norm 1, SGD 0.1 moves w by 0.1.
@@ -149,13 +181,19 @@ fn nonfinite_loss_names_the_step() {
     let mut state = FitState::default();
     let err = fit(&config(), &mut state, &mut hooks, &Never).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("loss is NaN at global step 1 (epoch 0, batch 1)"), "{text}");
+    assert!(
+        text.contains("loss is NaN at global step 1 (epoch 0, batch 1)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn missing_limits_are_rejected() {
     let mut hooks = Regression::new(vec![Some(1.0)]);
-    let cfg = FitConfig { max_epochs: None, ..config() };
+    let cfg = FitConfig {
+        max_epochs: None,
+        ..config()
+    };
     let err = fit(&cfg, &mut FitState::default(), &mut hooks, &Never).unwrap_err();
     assert!(err.to_string().contains("set max_steps or max_epochs"));
 }
@@ -165,6 +203,12 @@ fn interrupt_stops_between_batches() {
     let mut hooks = Regression::new(vec![Some(1.0); 100]);
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let stop_after_five = || calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 5;
-    let err = fit(&config(), &mut FitState::default(), &mut hooks, &stop_after_five).unwrap_err();
+    let err = fit(
+        &config(),
+        &mut FitState::default(),
+        &mut hooks,
+        &stop_after_five,
+    )
+    .unwrap_err();
     assert!(matches!(err, CoreError::Interrupted));
 }

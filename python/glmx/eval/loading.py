@@ -1,0 +1,88 @@
+"""Getting a GPN network from what a user holds: a module, a glmx checkpoint, or a file of
+weights in the Hugging Face layout of the released model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from glmx.errors import CheckpointError
+
+
+def as_network(model: Any) -> torch.nn.Module:
+    """The bare network (``GPN``) inside ``model`` (a ``GPNModule`` or ``GPN``), or a path
+    loaded with :func:`load_model`."""
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    inner = getattr(model, "model", None)
+    if isinstance(inner, torch.nn.Module) and hasattr(inner, "hidden_states"):
+        return inner
+    if isinstance(model, torch.nn.Module) and hasattr(model, "hidden_states"):
+        return model
+    raise TypeError(
+        f"expected a GPN, GPNModule or a checkpoint path, got {type(model).__name__}; a custom "
+        "network needs forward(ids) -> logits and hidden_states(ids)"
+    )
+
+
+def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> torch.nn.Module:
+    """A :class:`glmx.models.GPN` in eval mode from ``path``:
+
+    - a glmx run directory (its last checkpoint) or a ``checkpoints/checkpoint-<step>`` directory;
+    - a ``.safetensors`` / ``.bin`` / ``.pt`` file of weights, in glmx's own layout or in the
+      Hugging Face layout of the released GPN models (``model.encoder.layer.0.layer.2.weight``
+      ...), e.g. ``model.safetensors`` downloaded beforehand; the size is read from the weights.
+
+    Raises:
+        CheckpointError: when nothing loadable is found or the weights do not fit a GPN.
+    """
+    from glmx.models.gpn import GPN, config_from_state_dict, from_hf_state_dict
+
+    p = Path(path)
+    if p.is_dir():
+        state = _from_glmx_checkpoint(p)
+    elif p.is_file():
+        state = _read_weights(p)
+    else:
+        raise CheckpointError(f"model path '{p}' does not exist")
+    if any(k.startswith(("model.encoder.", "model.embeddings.", "cls.decoder")) for k in state):
+        state = from_hf_state_dict(state)
+    state = {k.removeprefix("model.") if k.startswith("model.") else k: v for k, v in state.items()}
+    cfg = config_from_state_dict(state)
+    net = GPN(cfg)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"weights in '{p}' do not fit a GPN: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return net.to(map_location).eval()
+
+
+def _read_weights(p: Path) -> dict[str, torch.Tensor]:
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(p))
+    obj = torch.load(p, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"'{p}' does not hold a state dict")
+    return obj
+
+
+def _from_glmx_checkpoint(p: Path) -> dict[str, torch.Tensor]:
+    from glmx.ckpt import CheckpointManager
+
+    if p.name.startswith("checkpoint-") and p.parent.name == "checkpoints":
+        manager, which = CheckpointManager(p.parent.parent), str(p)
+    else:
+        manager, which = CheckpointManager(p), "last"
+    try:
+        loaded = manager.load(which, components=[])
+    except Exception as err:  # noqa: BLE001 - reported with the path
+        raise CheckpointError(f"no loadable glmx checkpoint at '{p}': {err}") from err
+    return dict(loaded["model"])
