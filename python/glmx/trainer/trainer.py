@@ -200,6 +200,7 @@ class Trainer:
         self._train_loader: Any = None
         self._loader_restored = False
         self._pending_rng_state: Any = None
+        self._hook_cache: dict[tuple[str, int, int], list[Any]] = {}
         self._pending_epoch_rng_state: Any = None
         self._epoch_rng_state: Any = None
         self._next_batch_idx = 0
@@ -275,16 +276,33 @@ class Trainer:
     def _error(self, message: str) -> TrainError:
         return TrainError(message)
 
-    def _call(self, hook: str, *args: Any) -> None:
+    def _hooks_for(self, hook: str) -> list[Any]:
+        """Bound methods that implement ``hook`` (callbacks first, then the module); hooks left
+        at the base class' no-op are not called at all, which keeps per-step overhead low."""
+        key = (hook, len(self.callbacks), id(self.lightning_module))
+        cached = self._hook_cache.get(key)
+        if cached is not None:
+            return cached
         module = self.lightning_module
+        found: list[Any] = []
         for cb in self.callbacks:
-            getattr(cb, hook)(self, module, *args)
-        if module is not None:
-            getattr(module, hook)(*args)
+            if getattr(type(cb), hook, None) is not getattr(Callback, hook, None):
+                method = getattr(cb, hook)
+                found.append(lambda *a, _m=method: _m(self, module, *a))
+        if module is not None and getattr(type(module), hook, None) is not getattr(Module, hook, None):
+            found.append(getattr(module, hook))
+        self._hook_cache = {k: v for k, v in self._hook_cache.items() if k[1:] == key[1:]}
+        self._hook_cache[key] = found
+        return found
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for fn in self._hooks_for(hook):
+            fn(*args)
 
     def _call_module(self, hook: str, *args: Any) -> None:
-        if self.lightning_module is not None:
-            getattr(self.lightning_module, hook)(*args)
+        module = self.lightning_module
+        if module is not None and getattr(type(module), hook, None) is not getattr(Module, hook, None):
+            getattr(module, hook)(*args)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         dtype = _PRECISIONS[self.precision]

@@ -38,6 +38,15 @@ where
 {
     let signals = PySignals::default();
     let result = py.allow_threads(|| work(&signals));
+    reraise_interrupt(result, &signals)
+}
+
+/// Turns `CoreError::Interrupted` caused by a Python signal back into that signal's exception
+/// (usually `KeyboardInterrupt`); other errors map as usual.
+pub fn reraise_interrupt<T>(
+    result: Result<T, CoreError>,
+    signals: &PySignals,
+) -> Result<T, BindingError> {
     match result {
         Ok(value) => Ok(value),
         Err(CoreError::Interrupted) => {

@@ -1,7 +1,9 @@
 //! Binding of the Rust training loop: a Python hooks object drives `glmx_core::train::fit`.
 //!
-//! The loop runs with the GIL released; each hook call takes it briefly. A Python exception in a
-//! hook (the user's `training_step`, a callback) stops the loop and is re-raised unchanged.
+//! The loop holds the GIL while it calls the hooks (they are Python) and releases it for the
+//! backward pass, the long native part of a step; re-taking a held GIL costs nothing, so a step
+//! pays for one release instead of one per hook. A Python exception in a hook (the user's
+//! `training_step`, a callback) stops the loop and is re-raised unchanged.
 
 use std::sync::Mutex;
 
@@ -80,6 +82,12 @@ impl FitHooks for PyHooks {
                 Ok(ForwardOutcome::Loss(tensor::from_py(&out)?))
             }
         })
+    }
+
+    fn backward(&mut self, loss: Tensor) -> Result<(), CoreError> {
+        // `Tensor` is Send but not Sync: move it into the GIL-free closure.
+        Python::with_gil(|py| py.allow_threads(move || loss.f_backward()))?;
+        Ok(())
     }
 
     fn unscale_gradients(&mut self) -> Result<(), CoreError> {
@@ -161,7 +169,6 @@ fn fit_config(config: &Bound<'_, PyDict>) -> BindingResult<FitConfig> {
 #[pyfunction]
 #[pyo3(signature = (hooks, params, config, state, end_of_epoch))]
 fn fit_loop(
-    py: Python<'_>,
     hooks: Py<PyAny>,
     params: Vec<Bound<'_, PyAny>>,
     config: &Bound<'_, PyDict>,
@@ -185,9 +192,9 @@ fn fit_loop(
         batch_idx: state.2,
         pending_batches: 0,
     };
-    let outcome = gil::run_released(py, |signals| {
-        train::fit(&config, &mut fit_state, &mut py_hooks, signals)
-    });
+    let signals = gil::PySignals::default();
+    let outcome = train::fit(&config, &mut fit_state, &mut py_hooks, &signals);
+    let outcome = gil::reraise_interrupt(outcome, &signals);
     if let Some(err) = py_hooks
         .failure
         .lock()

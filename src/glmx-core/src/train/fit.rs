@@ -88,6 +88,11 @@ pub trait FitHooks {
     fn start_epoch(&mut self, state: &FitState) -> Result<Control>;
     /// Fetches the next batch and runs `training_step` on it.
     fn forward(&mut self, state: &FitState) -> Result<ForwardOutcome>;
+    /// Back-propagates `loss` (already divided by `accumulate_grad_batches`). The Python
+    /// bindings override this to release the GIL for the duration of the backward pass.
+    fn backward(&mut self, loss: Tensor) -> Result<()> {
+        Ok(loss.f_backward()?)
+    }
     /// Undoes loss scaling before clipping (only with [`FitConfig::unscale_before_clip`]).
     fn unscale_gradients(&mut self) -> Result<()> {
         Ok(())
@@ -182,7 +187,7 @@ pub fn fit(
                     } else {
                         loss.shallow_clone()
                     };
-                    scaled.f_backward()?;
+                    hooks.backward(scaled)?;
                     state.pending_batches += 1;
                     Some(loss.detach())
                 }

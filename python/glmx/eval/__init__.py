@@ -1,0 +1,25 @@
+"""Evaluation of genomic language models: variant effect scores, AUPRC, held-out loss.
+
+``score_variants(model, genome_fasta, variants)`` computes GPN's zero-shot scores (masked LLR
+averaged over both strands, and embedding distance); ``evaluate_scores`` turns them into
+AUPRC, global and per-chromosome weighted (TraitGym). ``glmx score`` is the command line.
+"""
+
+from glmx.eval.loading import as_network, load_model
+from glmx.eval.metrics import UNIFORM_LOSS, auprc, auprc_by_chrom, mlm_loss, unigram_loss
+from glmx.eval.scoring import PREDICTORS, evaluate_scores, score_variants
+from glmx.eval.variants import read_variants
+
+__all__ = [
+    "PREDICTORS",
+    "UNIFORM_LOSS",
+    "as_network",
+    "auprc",
+    "auprc_by_chrom",
+    "evaluate_scores",
+    "load_model",
+    "mlm_loss",
+    "read_variants",
+    "score_variants",
+    "unigram_loss",
+]
