@@ -206,3 +206,34 @@ def test_array_sweep_of_two_values(slurm, tmp_path):
     assert {r["overrides"] for r in rows} == {"steps=8 lr=0.01", "steps=8 lr=0.1"}
     assert all(r["status"] == "done" for r in rows)
     assert by_task[f"{job}_0"]["final"] != by_task[f"{job}_1"]["final"]
+
+
+def test_hydra_launcher_slurm_submits_the_runner(slurm, tmp_path):
+    """`python -m glmx.train hydra/launcher=slurm ...` submits instead of training here; the
+    job trains the tiny experiment with `python -m glmx.train` on the cluster."""
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "glmx.train",
+            "hydra/launcher=slurm",
+            "hydra.launcher.partition=debug",
+            "experiment=tiny_cpu",
+            "trainer.max_epochs=1",
+            "test=false",
+            "extras.print_config=false",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("submitted job "))
+    job, run_dir = line.split()[2].rstrip(":"), Path(line.split(": ", 1)[1])
+    wait_gone(job, timeout=180)
+    records = [json.loads(x) for x in (run_dir / "trainer_logs.json").read_text().splitlines()]
+    assert any("val/loss" in r for r in records), "the job trained the experiment"
+    cfg = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert "experiment=tiny_cpu" in cfg and "hydra/launcher" not in cfg

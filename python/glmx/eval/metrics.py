@@ -21,7 +21,9 @@ def auprc(labels: Sequence[Any] | np.ndarray, scores: Sequence[float] | np.ndarr
     y = np.asarray(labels).astype(bool)
     s = np.asarray(scores, dtype=np.float64)
     if y.shape != s.shape or y.ndim != 1:
-        raise DataError(f"labels and scores must be 1-D of equal length, got {y.shape} and {s.shape}")
+        raise DataError(
+            f"labels and scores must be 1-D of equal length, got {y.shape} and {s.shape}"
+        )
     if not y.any():
         raise DataError("AUPRC needs at least one positive label")
     if np.isnan(s).any():
@@ -124,7 +126,10 @@ def mlm_loss(
             labels = batch["labels"].to(dev)
             w = batch["loss_weight"].to(dev) * (labels != -100)
             ce = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none", ignore_index=-100
+                logits.reshape(-1, logits.shape[-1]),
+                labels.reshape(-1),
+                reduction="none",
+                ignore_index=-100,
             )
             total += float((ce * w.reshape(-1)).sum())
             weight += float(w.sum())

@@ -32,19 +32,27 @@ def _windows(genome: dict[str, str], cols: Columns, window: int, check_ref: bool
     half = window // 2
     out = np.full((len(cols["pos"]), window), UNK, dtype=np.int64)
     bad = []
-    for i, (c, pos, ref, alt) in enumerate(zip(cols["chrom"], cols["pos"], cols["ref"], cols["alt"])):
+    for i, (c, pos, ref, alt) in enumerate(
+        zip(cols["chrom"], cols["pos"], cols["ref"], cols["alt"], strict=False)
+    ):
         if len(ref) != 1 or len(alt) != 1 or ref not in _BASE_ID or alt not in _BASE_ID:
-            raise DataError(f"variant {i} ({c}:{pos} {ref}>{alt}) is not an SNV of A/C/G/T; only SNVs are scored")
+            raise DataError(
+                f"variant {i} ({c}:{pos} {ref}>{alt}) is not an SNV of A/C/G/T; only SNVs are scored"
+            )
         seq = genome[resolve_chrom(str(c), genome)]
         p = int(pos) - 1
         if not 0 <= p < len(seq):
-            raise DataError(f"variant {i} ({c}:{pos}) lies outside the chromosome (length {len(seq)})")
+            raise DataError(
+                f"variant {i} ({c}:{pos}) lies outside the chromosome (length {len(seq)})"
+            )
         if check_ref and seq[p].upper() != ref:
             bad.append(f"{c}:{pos} ref {ref} but the genome has {seq[p].upper()}")
         lo, hi = p - half, p - half + window
         # out-of-chromosome positions stay [UNK], as N padding does in GPN
         chunk = seq[max(lo, 0) : min(hi, len(seq))].encode("ascii")
-        out[i, max(lo, 0) - lo : max(lo, 0) - lo + len(chunk)] = _LUT[np.frombuffer(chunk, np.uint8)]
+        out[i, max(lo, 0) - lo : max(lo, 0) - lo + len(chunk)] = _LUT[
+            np.frombuffer(chunk, np.uint8)
+        ]
     if bad:
         raise DataError(
             f"{len(bad)} variant(s) disagree with the genome's reference base, e.g. {bad[:3]}; "
@@ -59,7 +67,12 @@ def _rc(ids: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def _score_batch(
-    net: torch.nn.Module, ids: torch.Tensor, ref: torch.Tensor, alt: torch.Tensor, center: int, embed: bool
+    net: torch.nn.Module,
+    ids: torch.Tensor,
+    ref: torch.Tensor,
+    alt: torch.Tensor,
+    center: int,
+    embed: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     b = ids.shape[0]
     L = ids.shape[1]
@@ -168,14 +181,18 @@ def score_variants(
     return {**cols, **scores}
 
 
-def evaluate_scores(scored: Any, label: str = "label", predictors: tuple[str, ...] = PREDICTORS) -> dict[str, dict[str, float]]:
+def evaluate_scores(
+    scored: Any, label: str = "label", predictors: tuple[str, ...] = PREDICTORS
+) -> dict[str, dict[str, float]]:
     """AUPRC of each predictor present in ``scored`` (the output of :func:`score_variants`):
     ``{predictor: {"auprc": global, "auprc_by_chrom": weighted per-chromosome mean}}``.
 
     Raises:
         DataError: when there is no ``label`` column or no positive label.
     """
-    cols = scored if isinstance(scored, dict) else {c: np.asarray(scored[c]) for c in scored.columns}
+    cols = (
+        scored if isinstance(scored, dict) else {c: np.asarray(scored[c]) for c in scored.columns}
+    )
     if label not in cols:
         raise DataError(f"no {label!r} column to evaluate against (has: {', '.join(cols)})")
     y = np.asarray(cols[label]).astype(bool)

