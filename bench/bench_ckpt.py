@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 import torch
-from glmx.ckpt import CheckpointManager
 from safetensors.torch import load_file as st_load
 from safetensors.torch import save_file as st_save
+
+from glmx.ckpt import CheckpointManager
 
 
 def _touch(state: dict[str, torch.Tensor]) -> float:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from glmx.data import DnaMlmLoader
 from torch.utils.data import DataLoader, Dataset, default_collate
+
+from glmx.data import DnaMlmLoader
 
 SEQ_LEN, BATCH, MIB = 1024, 64, 1 << 20
 LUT = np.full(256, 2, np.int64)

@@ -15,8 +15,9 @@ import statistics
 import time
 import warnings
 
-import glmx
 import torch
+
+import glmx
 
 WARMUP = 50
 

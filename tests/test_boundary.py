@@ -11,9 +11,10 @@ import textwrap
 import threading
 import time
 
-import glmx
 import pytest
 import torch
+
+import glmx
 from glmx import _glmx, _logging
 
 testing = _glmx._testing

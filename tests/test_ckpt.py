@@ -9,11 +9,13 @@ import random
 import zlib
 from pathlib import Path
 
-import glmx
 import numpy as np
 import pytest
 import safetensors
 import torch
+from safetensors.torch import load_file as st_load
+
+import glmx
 from glmx.ckpt import (
     CheckpointManager,
     flatten_state,
@@ -23,7 +25,6 @@ from glmx.ckpt import (
     set_rng_state,
     unflatten_state,
 )
-from safetensors.torch import load_file as st_load
 
 
 def _setup(seed: int):

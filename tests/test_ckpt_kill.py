@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from glmx.ckpt import CheckpointManager
 
 # A zygote imports torch once (it never runs a tensor op, so forking it is safe) and forks one

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import glmx
 import pytest
+
+import glmx
 from glmx.hydra.compose import PACKAGE_CONFIGS
 
 hydra = pytest.importorskip("hydra", reason="hydra-core is the reference; install the test extras")

@@ -3,8 +3,9 @@
 import functools
 from collections import OrderedDict
 
-import glmx
 import pytest
+
+import glmx
 from glmx import config
 
 

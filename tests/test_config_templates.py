@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-import glmx
 import pytest
+
+import glmx
 from glmx import config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "projects"

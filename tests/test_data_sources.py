@@ -7,9 +7,10 @@ import importlib.util
 import json
 from pathlib import Path
 
-import glmx
 import pytest
 import torch
+
+import glmx
 from glmx.data import DnaMlmLoader
 
 

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+
 from glmx.data import DnaMlmLoader
 
 TOKENS = {"a": 3, "c": 4, "g": 5, "t": 6}

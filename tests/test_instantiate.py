@@ -6,8 +6,9 @@ import collections
 import functools
 from pathlib import Path
 
-import glmx
 import pytest
+
+import glmx
 from glmx.hydra import InstantiationError
 
 

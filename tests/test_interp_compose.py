@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import glmx
 import pytest
+
+import glmx
 
 TREE = Path(__file__).parent / "fixtures" / "hydra" / "interp"
 

@@ -4,8 +4,9 @@ super(), dlist overrides, shared singletons vs fresh factories, vars with defaul
 import functools
 from pathlib import Path
 
-import glmx
 import pytest
+
+import glmx
 
 CHAIN = Path(__file__).parent / "fixtures" / "projects" / "chain"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from glmx.hydra import runner
 
 TREE = Path(__file__).parent / "fixtures" / "hydra" / "features"

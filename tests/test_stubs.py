@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch  # noqa: F401  (glmx._glmx links libtorch: torch must load first)
+
 from glmx import _glmx
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,12 +9,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import glmx
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import glmx
 from glmx.tracking import ExperimentIndex, ExperimentTracker, RunRecord, read_metrics
 from glmx.trainer import JsonLogger
-from torch.utils.data import DataLoader, TensorDataset
 
 
 def make_run(tmp_path, name, overrides, losses, config=None):

@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import glmx
 import pytest
 import yaml
+
+import glmx
 
 REPO = Path(__file__).resolve().parents[1]
 

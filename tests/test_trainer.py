@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-import glmx
 import pytest
 import torch
-from glmx.trainer import CSVLogger, JsonLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
+
+import glmx
+from glmx.trainer import CSVLogger, JsonLogger, TensorBoardLogger
 
 
 def regression_data(n: int = 64, seed: int = 0) -> TensorDataset:

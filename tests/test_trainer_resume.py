@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-import glmx
 import pytest
 import torch
-from glmx.trainer import JsonLogger
 from torch.utils.data import DataLoader, TensorDataset
+
+import glmx
+from glmx.trainer import JsonLogger
 
 
 class Net(glmx.Module):
