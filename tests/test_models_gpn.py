@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
+from safetensors.torch import save_file
+
 from glmx.eval import load_model
 from glmx.models import GPN, GPNConfig, GPNModule, weighted_mlm_loss
 from glmx.models.gpn import config_from_state_dict, from_hf_state_dict, to_hf_state_dict
-from safetensors.torch import save_file
 
 
 def test_full_config_has_the_released_parameter_count():

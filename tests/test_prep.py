@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import zstandard
+
 from glmx.errors import DataError
 from glmx.prep import (
     SplitSpec,
@@ -207,3 +208,8 @@ def test_shards_feed_the_native_loader(tmp_path):
     assert loader.num_samples == 113
     batch = next(iter(loader))
     assert batch["input_ids"].shape == (16, 512)
+
+
+def test_prep_does_not_import_torch():
+    code = "import sys, glmx.prep; assert 'torch' not in sys.modules, 'glmx.prep imported torch'"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import glmx
 import yaml
+
+import glmx
 from glmx.prep import DnaDataModule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

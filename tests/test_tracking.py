@@ -85,11 +85,14 @@ def test_index_concurrent_refreshes_stay_complete(tmp_path):
         counts = list(pool.map(lambda _: index.refresh(), range(8)))
     assert counts == [6] * 8 and len(index.runs()) == 6
     assert not list(tmp_path.glob("idx.sqlite.*.tmp")), "temporary index files are cleaned up"
-    first = index.runs()[0]
-    assert (
-        index.get(first["id"][:17])["id"] == first["id"]
-        or len({r["id"][:17] for r in index.runs()}) < 6
-    )
+    ids = [r["id"] for r in index.runs()]
+    first = ids[0]
+    # the shortest prefix of the first id that no other id shares resolves to it
+    n = next(n for n in range(1, len(first) + 1) if sum(i.startswith(first[:n]) for i in ids) == 1)
+    assert index.get(first[:n])["id"] == first
+    if n > 1:  # a prefix shared with another run is ambiguous, and the error says so
+        with pytest.raises(glmx.GlmxError, match="matches 2 runs|matches [3-6] runs"):
+            index.get(first[: n - 1])
     with pytest.raises(glmx.GlmxError, match="no run matches"):
         index.get("nope")
 

@@ -90,3 +90,17 @@ def test_checkpoint_files_are_not_pickles(tmp_path):
         next(p for p in files if p.name == "checkpoint_manifest.json").read_text()
     )
     assert {"optimizer", "scheduler", "trainer", "rng"} <= set(manifest["components"])
+
+
+def test_save_last_keeps_the_final_step(tmp_path):
+    t = glmx.Trainer(
+        max_steps=7,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[glmx.ModelCheckpoint(every_n_train_steps=3, save_top_k=-1, save_last=True)],
+    )
+    t.fit(net(), data())
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*"))
+    assert names == ["checkpoint-3", "checkpoint-6", "checkpoint-7"]
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "checkpoint-7"

@@ -225,14 +225,18 @@ class ModelCheckpoint(Callback):
             rank=trainer.global_rank,
         )
 
-    def _save(self, trainer: Trainer, batch_idx: int) -> None:
+    def _save(self, trainer: Trainer, batch_idx: int, require_monitor: bool = True) -> None:
         if (
             self.manager is None
             or trainer.global_step == self.last_saved_step
             or self.save_top_k == 0
         ):
             return
-        if self.monitor and trainer.callback_metrics_float(self.monitor) is None:
+        if (
+            require_monitor
+            and self.monitor
+            and trainer.callback_metrics_float(self.monitor) is None
+        ):
             raise trainer._metrics.missing_metric_error(self.monitor, "ModelCheckpoint")
         path = save(trainer, self.manager, batch_idx)
         self.last_saved_step = trainer.global_step
