@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from glmx.errors import TrainError
-from glmx.trainer._loop import FitLoopHooks, batch_size_of
+from glmx.trainer._loop import FitLoopHooks
+from glmx.trainer.metrics import batch_size_of
 from glmx.trainer.optim import parse_configure_optimizers
 
 if TYPE_CHECKING:

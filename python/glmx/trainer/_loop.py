@@ -8,24 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from glmx.trainer.metrics import batch_size_of
+
 if TYPE_CHECKING:
     from glmx.trainer.trainer import Trainer
 
 END_OF_EPOCH = object()
-
-
-def batch_size_of(batch: Any) -> int | None:
-    """First dimension of the first tensor found in ``batch`` (Lightning's inference)."""
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.ndim else 1
-    if isinstance(batch, dict):
-        batch = list(batch.values())
-    if isinstance(batch, (list, tuple)):
-        for item in batch:
-            size = batch_size_of(item)
-            if size is not None:
-                return size
-    return None
 
 
 def tokens_of(batch: Any) -> int:
@@ -45,7 +33,7 @@ class FitLoopHooks:
         self.batch: Any = None
         self.outputs: Any = None
         self.skip_batches = skip_batches
-        self.samples = 0
+        self.batches = 0
         self.tokens = 0
         self.window_start = time.perf_counter()
         self.window_steps = 0
@@ -90,8 +78,8 @@ class FitLoopHooks:
         self.batch = batch
         metrics = t._metrics_train
         metrics.stage = "train"
-        metrics.batch_size = batch_size_of(batch)
-        self.samples += metrics.batch_size or 0
+        metrics.batch = batch  # its size is read only if something is logged per epoch
+        self.batches += 1
         self.tokens += tokens_of(batch)
         t._call("on_train_batch_start", batch, batch_idx)
         with t._autocast():
@@ -149,13 +137,14 @@ class FitLoopHooks:
             elapsed = time.perf_counter() - self.window_start
             if elapsed > 0 and self.window_steps:
                 values["perf/step_time_ms"] = 1000.0 * elapsed / self.window_steps
-                values["perf/samples_per_sec"] = self.samples / elapsed
+                size = batch_size_of(self.batch) or 0
+                values["perf/samples_per_sec"] = self.batches * size / elapsed
                 if self.tokens:
                     values["perf/tokens_per_sec"] = self.tokens / elapsed
             if t._last_grad_norm is not None:
                 values["train/grad_norm"] = t._last_grad_norm
             t.log_metrics_now(values, step=step)
-            self.samples = self.tokens = self.window_steps = 0
+            self.batches = self.tokens = self.window_steps = 0
             self.window_start = time.perf_counter()
         if t._should_validate_mid_epoch(batch_idx):
             t._run_validation()

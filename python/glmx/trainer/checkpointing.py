@@ -49,7 +49,9 @@ def training_state(trainer: Trainer, batch_idx: int) -> dict[str, Any]:
             str(i): cfg.scheduler.state_dict() for i, cfg in enumerate(trainer.lr_scheduler_configs)
         },
         "rng": rng_state(),
-        "epoch_rng": trainer._epoch_rng_state if trainer._epoch_rng_state is not None else rng_state(),
+        "epoch_rng": trainer._epoch_rng_state
+        if trainer._epoch_rng_state is not None
+        else rng_state(),
         "callbacks": {
             f"{type(cb).__name__}.{i}": cb.state_dict() for i, cb in enumerate(trainer.callbacks)
         },
@@ -261,7 +263,11 @@ class ModelCheckpoint(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: Module) -> None:
         if self.manager is None:
             return
-        if self.save_last and trainer.global_step != self.last_saved_step and trainer.global_step > 0:
+        if (
+            self.save_last
+            and trainer.global_step != self.last_saved_step
+            and trainer.global_step > 0
+        ):
             # the final state, for resuming or evaluating (Lightning's last.ckpt)
             self._save(trainer, trainer._next_batch_idx, require_monitor=False)
         self.manager.wait()

@@ -68,6 +68,7 @@ class JobControl(Callback):
         self._state = "starting"
         self._checkpoint: str | None = None
         self._pending: dict[str, str] = {}
+        self._last_poll = 0.0
 
     # -- registration -------------------------------------------------------------------------
     def on_fit_start(self, trainer: Trainer, pl_module: Module) -> None:
@@ -180,10 +181,19 @@ class JobControl(Callback):
         if trainer.global_step == self._last_step:
             return  # mid accumulation: no optimizer step yet
         self._last_step = trainer.global_step
-        every = self.check_every_n_steps or (1 if trainer.world_size == 1 else 20)
-        if trainer.global_step % every:
-            self._write_status(trainer)
-            return
+        if trainer.world_size == 1 and self.check_every_n_steps is None:
+            # One process: look for commands at most every 0.1 s (a directory listing per
+            # step would cost more than the rest of glmx's per-step overhead together).
+            now = time.monotonic()
+            if now - self._last_poll < 0.1:
+                self._write_status(trainer)
+                return
+            self._last_poll = now
+        else:
+            every = self.check_every_n_steps or 20
+            if trainer.global_step % every:
+                self._write_status(trainer)
+                return
         code = self._agree(trainer, self._next_command() if trainer.is_global_zero else 0)
         if code:
             self._execute(trainer, _NAMES[code], batch_idx)

@@ -28,6 +28,20 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
     )
 
 
+def batch_size_of(batch: Any) -> int | None:
+    """First dimension of the first tensor found in ``batch`` (Lightning's inference)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.ndim else 1
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        for item in batch:
+            size = batch_size_of(item)
+            if size is not None:
+                return size
+    return None
+
+
 def _to_float(value: torch.Tensor | float) -> float:
     return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
 
@@ -71,6 +85,7 @@ class MetricsCollector:
 
     stage: str = "train"
     batch_size: int | None = None
+    batch: Any = None
     step_values: dict[str, torch.Tensor] = field(default_factory=dict)
     progress_bar: dict[str, torch.Tensor | float] = field(default_factory=dict)
     callback_metrics: dict[str, float | torch.Tensor] = field(default_factory=dict)
@@ -107,7 +122,7 @@ class MetricsCollector:
             if prog_bar:
                 self.progress_bar[step_name] = tensor
         if on_epoch:
-            weight = float(batch_size or self.batch_size or 1)
+            weight = float(batch_size or self.batch_size or batch_size_of(self.batch) or 1)
             acc = self._epoch.get(epoch_name)
             if acc is None:
                 init = tensor * weight if reduce_fx == "mean" else tensor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -16,10 +17,10 @@ import torch
 from glmx import _glmx
 from glmx.errors import TrainError
 from glmx.trainer import _distributed
-from glmx.trainer._loop import END_OF_EPOCH, FitLoopHooks, batch_size_of
+from glmx.trainer._loop import END_OF_EPOCH, FitLoopHooks
 from glmx.trainer.callbacks import Callback, ProgressBar
 from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger, TensorBoardLogger
-from glmx.trainer.metrics import MetricsCollector
+from glmx.trainer.metrics import MetricsCollector, batch_size_of
 from glmx.trainer.module import DataModule, Module
 from glmx.trainer.optim import SchedulerConfig
 
@@ -200,7 +201,8 @@ class Trainer:
         self._train_loader: Any = None
         self._loader_restored = False
         self._pending_rng_state: Any = None
-        self._hook_cache: dict[tuple[str, int, int], list[Any]] = {}
+        self._hook_cache: dict[str, list[Any]] = {}
+        self._hook_key: tuple[int, int] | None = None
         self._pending_epoch_rng_state: Any = None
         self._epoch_rng_state: Any = None
         self._next_batch_idx = 0
@@ -277,22 +279,25 @@ class Trainer:
         return TrainError(message)
 
     def _hooks_for(self, hook: str) -> list[Any]:
-        """Bound methods that implement ``hook`` (callbacks first, then the module); hooks left
-        at the base class' no-op are not called at all, which keeps per-step overhead low."""
-        key = (hook, len(self.callbacks), id(self.lightning_module))
-        cached = self._hook_cache.get(key)
-        if cached is not None:
-            return cached
-        module = self.lightning_module
-        found: list[Any] = []
-        for cb in self.callbacks:
-            if getattr(type(cb), hook, None) is not getattr(Callback, hook, None):
-                method = getattr(cb, hook)
-                found.append(lambda *a, _m=method: _m(self, module, *a))
-        if module is not None and getattr(type(module), hook, None) is not getattr(Module, hook, None):
-            found.append(getattr(module, hook))
-        self._hook_cache = {k: v for k, v in self._hook_cache.items() if k[1:] == key[1:]}
-        self._hook_cache[key] = found
+        """Callables that implement ``hook`` (callbacks first, then the module); hooks left at
+        the base class' no-op are not called at all, which keeps per-step overhead low. The
+        table is rebuilt when the callbacks or the module change."""
+        key = (len(self.callbacks), id(self.lightning_module))
+        if self._hook_key != key:
+            self._hook_cache, self._hook_key = {}, key
+        found = self._hook_cache.get(hook)
+        if found is None:
+            module = self.lightning_module
+            found = [
+                functools.partial(getattr(cb, hook), self, module)
+                for cb in self.callbacks
+                if getattr(type(cb), hook, None) is not getattr(Callback, hook, None)
+            ]
+            if module is not None and getattr(type(module), hook, None) is not getattr(
+                Module, hook, None
+            ):
+                found.append(getattr(module, hook))
+            self._hook_cache[hook] = found
         return found
 
     def _call(self, hook: str, *args: Any) -> None:
@@ -301,7 +306,9 @@ class Trainer:
 
     def _call_module(self, hook: str, *args: Any) -> None:
         module = self.lightning_module
-        if module is not None and getattr(type(module), hook, None) is not getattr(Module, hook, None):
+        if module is not None and getattr(type(module), hook, None) is not getattr(
+            Module, hook, None
+        ):
             getattr(module, hook)(*args)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -311,14 +318,19 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _to_device(self, batch: Any) -> Any:
+        if self.device.type == "cpu":
+            return batch  # loaders yield CPU tensors; walking the batch would cost every step
+        return self._move(batch)
+
+    def _move(self, batch: Any) -> Any:
         if isinstance(batch, torch.Tensor):
             return (
                 batch.to(self.device, non_blocking=True) if batch.device != self.device else batch
             )
         if isinstance(batch, dict):
-            return {k: self._to_device(v) for k, v in batch.items()}
+            return {k: self._move(v) for k, v in batch.items()}
         if isinstance(batch, (list, tuple)):
-            moved = [self._to_device(v) for v in batch]
+            moved = [self._move(v) for v in batch]
             return type(batch)(moved) if isinstance(batch, list) else tuple(moved)
         return batch
 
