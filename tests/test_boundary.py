@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import glmx
-from glmx import _glmx, _logging
+from glmx import _config, _glmx, _logging
 
 testing = _glmx._testing
 
@@ -72,8 +72,13 @@ def test_non_tensor_input_is_a_type_error():
     ],
 )
 def test_rust_errors_map_to_the_hierarchy(kind, exc, parent):
+    raise_error = (
+        _config._raise_config_error
+        if kind in ("config", "composition", "override")
+        else testing.raise_error
+    )
     with pytest.raises(exc) as info:
-        testing.raise_error(kind, f"something about {kind}")
+        raise_error(kind, f"something about {kind}")
     assert isinstance(info.value, parent)
     assert isinstance(info.value, glmx.GlmxError)
     assert f"something about {kind}" in str(info.value)
@@ -81,7 +86,7 @@ def test_rust_errors_map_to_the_hierarchy(kind, exc, parent):
 
 def test_config_error_carries_file_and_line():
     with pytest.raises(glmx.ConfigError, match=r"test\.yaml:7: template error: undefined x"):
-        testing.raise_error("config", "undefined x")
+        _config._raise_config_error("config", "undefined x")
 
 
 def test_exceptions_are_importable_from_glmx_errors():

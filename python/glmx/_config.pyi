@@ -24,6 +24,7 @@ __all__ = [
     "config_render",
     "config_load",
     "config_load_project",
+    "_raise_config_error",
     "ComposedConfig",
     "compose_config",
     "sweep_jobs",
@@ -144,6 +145,9 @@ def config_load_project(
 
 def config_load_meta(project_dir: str) -> tuple[dict[str, Any]]:
     """Reads ``meta.yaml`` of ``project_dir`` (defaults filled in) as ``(meta dict,)``."""
+
+def _raise_config_error(kind: str, message: str) -> None:
+    """Test hook: raises config error ``kind`` ("config", "composition", "override")."""
 
 # --- Hydra-style composition -------------------------------------------------------------------
 

@@ -263,7 +263,7 @@ class _TestingModule(ModuleType):
 
     @staticmethod
     def raise_error(kind: str, message: str) -> None:
-        """Raises the Rust error ``kind`` carrying ``message`` through the binding mapping."""
+        """Raises core error ``kind`` ("data", "checkpoint", "train") through the mapping."""
 
     @staticmethod
     def spin(seconds: float) -> int:

@@ -9,7 +9,6 @@ import torch
 
 from glmx.errors import TrainError
 from glmx.trainer._loop import FitLoopHooks
-from glmx.trainer.metrics import batch_size_of
 from glmx.trainer.optim import parse_configure_optimizers
 
 if TYPE_CHECKING:
@@ -216,24 +215,7 @@ def run_eval(
         _teardown(trainer, model, stage)
         return [values]
     limit = _limit(trainer.limit_test_batches, loaders[0], "limit_test_batches")
-    trainer._metrics = trainer._metrics_eval
-    trainer._metrics_eval.stage = "test"
-    model.eval()
-    trainer._call("on_test_start")
-    with torch.no_grad():
-        for loader in loaders:
-            for batch_idx, batch in enumerate(loader):
-                if limit is not None and batch_idx >= limit:
-                    break
-                batch = trainer._to_device(batch)
-                trainer._metrics_eval.batch_size = batch_size_of(batch)
-                with trainer._autocast():
-                    model.test_step(batch, batch_idx)
-    trainer._call("on_test_epoch_end")
-    values = trainer._metrics_eval.finish_epoch()
-    trainer.log_metrics_now(values)
-    trainer._call("on_test_end")
-    trainer._metrics = trainer._metrics_train
+    values = trainer._eval_epoch("test", loaders, limit)
     _teardown(trainer, model, stage)
     return [values]
 

@@ -369,31 +369,45 @@ class Trainer:
         return every is not None and (epoch + 1) % every == 0
 
     def _run_validation(self, max_batches: int | None = None) -> dict[str, float]:
+        limit = self._val_limit if max_batches is None else max_batches
+        return self._eval_epoch(
+            "validation", self._val_loaders, limit, log=not self.sanity_checking
+        )
+
+    def _eval_epoch(
+        self, stage: str, loaders: list[Any], limit: int | None, log: bool = True
+    ) -> dict[str, float]:
+        """One pass of ``validation_step`` or ``test_step`` over ``loaders`` with Lightning's
+        hooks; returns the epoch metrics (batch-size-weighted means)."""
         module = self.lightning_module
         assert module is not None
+        step = module.validation_step if stage == "validation" else module.test_step
         self._metrics = self._metrics_eval
-        self._metrics_eval.stage = "validation"
+        self._metrics_eval.stage = stage
         was_training = module.training
         module.eval()
-        self._call("on_validation_start")
-        self._call("on_validation_epoch_start")
-        limit = self._val_limit if max_batches is None else max_batches
-        with torch.no_grad():
-            for loader in self._val_loaders:
-                for batch_idx, batch in enumerate(loader):
-                    if limit is not None and batch_idx >= limit:
-                        break
-                    batch = self._to_device(batch)
-                    self._metrics_eval.batch_size = batch_size_of(batch)
-                    with self._autocast():
-                        module.validation_step(batch, batch_idx)
-        self._call("on_validation_epoch_end")
-        values = self._metrics_eval.finish_epoch()
-        if not self.sanity_checking:
-            self.log_metrics_now(values)
-        self._call("on_validation_end")
-        module.train(was_training)
-        self._metrics = self._metrics_train
+        try:
+            self._call(f"on_{stage}_start")
+            self._call(f"on_{stage}_epoch_start")
+            with torch.no_grad():
+                for loader in loaders:
+                    for batch_idx, batch in enumerate(loader):
+                        if limit is not None and batch_idx >= limit:
+                            break
+                        batch = self._to_device(batch)
+                        self._metrics_eval.batch_size = batch_size_of(batch)
+                        self._call(f"on_{stage}_batch_start", batch, batch_idx)
+                        with self._autocast():
+                            outputs = step(batch, batch_idx)
+                        self._call(f"on_{stage}_batch_end", outputs, batch, batch_idx)
+            self._call(f"on_{stage}_epoch_end")
+            values = self._metrics_eval.finish_epoch()
+            if log:
+                self.log_metrics_now(values)
+            self._call(f"on_{stage}_end")
+        finally:
+            module.train(was_training)
+            self._metrics = self._metrics_train
         return values
 
     # -- public API --------------------------------------------------------------------------

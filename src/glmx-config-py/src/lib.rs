@@ -7,6 +7,7 @@ mod compose;
 mod config;
 mod errors;
 mod project_info;
+mod testing;
 
 use pyo3::prelude::*;
 
@@ -17,6 +18,7 @@ fn _config(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     glmx_pylog::register(m)?;
     config::register(m)?;
+    testing::register(m)?;
     compose::register(m)?;
     project_info::register(m)?;
     Ok(())

@@ -1,10 +1,10 @@
-//! One mapping from Rust errors to the Python exception hierarchy.
+//! One mapping from `glmx-core` errors to the Python exception hierarchy (the config engine's
+//! errors are mapped in `glmx._config`, which defines the classes).
 //!
 //! `glmx.GlmxError` is the root; each core module has its subclass. A Python exception raised by
 //! user code inside a callback travels through Rust as [`BindingError::Python`] and surfaces
 //! unchanged.
 
-use glmx_config::ConfigError as CfgErr;
 use glmx_core::CoreError;
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::import_exception;
@@ -12,9 +12,6 @@ use pyo3::prelude::*;
 
 // The classes are defined once, in `glmx._config` (which every glmx import loads first), so
 // `except glmx.DataError` catches what either extension raises.
-import_exception!(glmx._config, ConfigError);
-import_exception!(glmx._config, ConfigCompositionError);
-import_exception!(glmx._config, OverrideError);
 import_exception!(glmx._config, DataError);
 import_exception!(glmx._config, CheckpointError);
 import_exception!(glmx._config, TrainError);
@@ -22,18 +19,10 @@ import_exception!(glmx._config, TrainError);
 /// Every error a binding can return.
 #[derive(Debug)]
 pub enum BindingError {
-    /// From the config engine.
-    Config(CfgErr),
     /// From the core (data, checkpoint, training).
     Core(CoreError),
     /// A Python exception, passed through unchanged.
     Python(PyErr),
-}
-
-impl From<CfgErr> for BindingError {
-    fn from(err: CfgErr) -> Self {
-        Self::Config(err)
-    }
 }
 
 impl From<CoreError> for BindingError {
@@ -52,18 +41,8 @@ impl From<BindingError> for PyErr {
     fn from(err: BindingError) -> Self {
         match err {
             BindingError::Python(err) => err,
-            BindingError::Config(err) => config_to_py(err),
             BindingError::Core(err) => core_to_py(err),
         }
-    }
-}
-
-fn config_to_py(err: CfgErr) -> PyErr {
-    let message = err.to_string();
-    match err {
-        CfgErr::Composition(_) => ConfigCompositionError::new_err(message),
-        CfgErr::Override(_) => OverrideError::new_err(message),
-        _ => ConfigError::new_err(message),
     }
 }
 

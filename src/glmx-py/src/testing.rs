@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use glmx_config::ConfigError as CfgErr;
 use glmx_core::CoreError;
 use pyo3::prelude::*;
 
@@ -27,21 +26,11 @@ fn add_in_place(py: Python<'_>, value: &Bound<'_, PyAny>, amount: f64) -> Bindin
     })
 }
 
-/// Raises the Rust error `kind` ("config", "composition", "override", "data", "checkpoint",
-/// "train") carrying `message`, through the same mapping real bindings use.
+/// Raises the core error `kind` ("data", "checkpoint", "train") carrying `message`, through the
+/// same mapping real bindings use (config errors: `glmx._config._raise_config_error`).
 #[pyfunction]
 fn raise_error(kind: &str, message: String) -> BindingResult<()> {
     let err: BindingError = match kind {
-        "config" => CfgErr::Template {
-            location: glmx_config::error::Location {
-                file: Some("test.yaml".into()),
-                line: Some(7),
-            },
-            message,
-        }
-        .into(),
-        "composition" => CfgErr::Composition(message).into(),
-        "override" => CfgErr::Override(message).into(),
         "data" => CoreError::Data(message).into(),
         "checkpoint" => CoreError::Checkpoint(message).into(),
         "train" => CoreError::Train(message).into(),
