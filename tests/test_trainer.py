@@ -279,7 +279,11 @@ def test_cosine_and_warmup_schedules():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs[1] == pytest.approx(1.0) and lrs[6] == pytest.approx(0.55) and lrs[10] == pytest.approx(0.1)
+    assert (
+        lrs[1] == pytest.approx(1.0)
+        and lrs[6] == pytest.approx(0.55)
+        and lrs[10] == pytest.approx(0.1)
+    )
     with pytest.raises(glmx.TrainError, match="total_steps"):
         cosine_with_warmup(opt, warmup_steps=5, total_steps=5)
 
@@ -294,7 +298,11 @@ def test_val_check_interval_and_overfit_batches(tmp_path):
                 seen.append(trainer.global_step)
 
     glmx.Trainer(
-        max_epochs=1, val_check_interval=0.5, logger=False, enable_progress_bar=False, callbacks=[Count()]
+        max_epochs=1,
+        val_check_interval=0.5,
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[Count()],
     ).fit(LitRegression(), train, val)
     assert seen == [4, 8]
     trainer = glmx.Trainer(max_epochs=3, overfit_batches=2, logger=False, enable_progress_bar=False)

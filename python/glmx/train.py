@@ -94,15 +94,15 @@ def train(cfg: Mapping[str, Any]) -> float | None:
     trainer = instantiate(cfg["trainer"], callbacks=callbacks, logger=loggers or False)
     if cfg.get("train", True):
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    value = _metric(trainer, cfg.get("optimized_metric"))
-    if cfg.get("test", False) and datamodule.test_dataloader() is not None:
+    if cfg.get("test", False):
         best = next(
             (c.best_model_path for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), ""
         )
         if not best:
             log.warning("no best checkpoint (monitor not set?): testing the current weights")
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
-    return value
+    # read after testing, so a sweep may optimize a test metric too
+    return _metric(trainer, cfg.get("optimized_metric"))
 
 
 def evaluate(cfg: Mapping[str, Any]) -> dict[str, float]:

@@ -86,7 +86,8 @@ def run_fit(
 
         seed_everything(trainer.seed)
     model = _attach(trainer, model, datamodule, "fit")
-    trainer.callbacks += [cb for cb in model.configure_callbacks() if cb not in trainer.callbacks]
+    for cb in _merge_module_callbacks(trainer, model.configure_callbacks()):
+        cb.setup(trainer, model, "fit")
     train_loader = train_dataloaders
     if train_loader is None and datamodule is not None:
         train_loader = datamodule.train_dataloader()
@@ -167,6 +168,9 @@ def run_fit(
             trainer._run_validation(max_batches=trainer.num_sanity_val_steps)
         finally:
             trainer.sanity_checking = False
+            # sanity values must not be monitored as if they were a real validation
+            trainer._metrics_train.callback_metrics.clear()
+            trainer._metrics_train.progress_bar.clear()
     model.train()
     trainer._call("on_fit_start")
     trainer._call("on_train_start")
@@ -175,11 +179,45 @@ def run_fit(
     hooks = FitLoopHooks(trainer, train_loader, skip_batches=skip)
     try:
         trainer._fit_loop(hooks, params)
+        trainer._call("on_train_end")
+        trainer._call("on_fit_end")
+    except BaseException as err:
+        # Keep what is on disk consistent (pending async checkpoint, open event files) and
+        # report the failure to callbacks (Lightning's `on_exception`), then re-raise.
+        _wait_for_checkpoints(trainer)
+        trainer._call("on_exception", err)
+        raise
     finally:
         trainer._resume_batch_idx = 0
-    trainer._call("on_train_end")
-    trainer._call("on_fit_end")
-    _teardown(trainer, model, "fit")
+        _teardown(trainer, model, "fit")
+
+
+def _merge_module_callbacks(trainer: Trainer, extra: Any) -> list[Any]:
+    """Lightning's rule: callbacks from ``configure_callbacks`` replace the trainer's callbacks
+    of the same type, and checkpoint callbacks run last. Returns the callbacks added."""
+    from glmx.trainer.checkpointing import ModelCheckpoint
+
+    extra = [cb for cb in (extra or []) if cb not in trainer.callbacks]
+    if not extra:
+        return []
+    types = {type(cb) for cb in extra}
+    kept = [cb for cb in trainer.callbacks if type(cb) not in types]
+    merged = kept + [cb for cb in extra if cb not in kept]
+    trainer.callbacks = [c for c in merged if not isinstance(c, ModelCheckpoint)] + [
+        c for c in merged if isinstance(c, ModelCheckpoint)
+    ]
+    return extra
+
+
+def _wait_for_checkpoints(trainer: Trainer) -> None:
+    from glmx.trainer.checkpointing import ModelCheckpoint
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
+            try:
+                cb.manager.wait()
+            except Exception as err:  # the original failure is what the user needs to see
+                log.warning("pending checkpoint save failed: %s", err)
 
 
 def run_eval(

@@ -94,15 +94,22 @@ class FitLoopHooks:
                 f"got {type(loss).__name__} at step {step}"
             )
         t._call_module("on_before_backward", loss)
-        if t._scaler is not None:
-            return t._scaler.scale(loss)
         return loss
 
-    def unscale_gradients(self) -> None:
+    def scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        return self.trainer._scaler.scale(loss)
+
+    def after_backward(self) -> None:
+        self.trainer._call("on_after_backward")
+
+    def before_optimizer_step(self) -> None:
+        # Lightning's order: unscale, `on_before_optimizer_step` (gradients as they will be
+        # clipped), then clipping and the step (both done by the Rust loop).
         t = self.trainer
-        if t._scaler is not None:
-            for opt in t.optimizers:
+        for opt in t.optimizers:
+            if t._scaler is not None:
                 t._scaler.unscale_(opt)
+            t._call("on_before_optimizer_step", opt)
 
     def optimizer_step(
         self, step: int, epoch: int, batch_idx: int, grad_norm: float | None
@@ -111,7 +118,6 @@ class FitLoopHooks:
         t.global_step = step
         t._last_grad_norm = grad_norm
         for opt in t.optimizers:
-            t._call("on_before_optimizer_step", opt)
             if t._scaler is not None:
                 t._scaler.step(opt)
             else:
@@ -146,8 +152,12 @@ class FitLoopHooks:
             t.log_metrics_now(values, step=step)
             self.batches = self.tokens = self.window_steps = 0
             self.window_start = time.perf_counter()
-        if t._should_validate_mid_epoch(batch_idx):
+        if t._should_validate_mid_epoch(epoch, batch_idx):
             t._run_validation()
+        if t.should_stop and epoch < t.min_epochs:
+            t.should_stop = False  # stopping waits for min_epochs complete epochs, as in Lightning
+        # Stop decisions made here are already agreed across ranks (early stopping reduces its
+        # decision, job control broadcasts its commands): no collective on every step.
         return t.should_stop
 
     def end_epoch(self, step: int, epoch: int, batch_idx: int) -> bool:
@@ -156,11 +166,19 @@ class FitLoopHooks:
         if t._should_validate_at_epoch_end(epoch):
             t._run_validation()
         t._metrics_train.stage = "train_epoch"
-        t._call("on_train_epoch_end")
+        # Lightning's order: other callbacks, the module (which may log epoch metrics), the
+        # epoch metrics, epoch schedulers, then the callbacks that monitor metrics and save.
+        monitoring = t._monitoring_callbacks()
+        for cb in t.callbacks:
+            if cb not in monitoring:
+                cb.on_train_epoch_end(t, t.lightning_module)
+        t._call_module("on_train_epoch_end")
         values = t._metrics_train.finish_epoch()
         if values:
             t.log_metrics_now(values, step=step)
         t._step_schedulers("epoch")
+        for cb in monitoring:
+            cb.on_train_epoch_end(t, t.lightning_module)
         if t.should_stop and epoch + 1 < t.min_epochs:
             t.should_stop = False  # early stopping waits for min_epochs, as in Lightning
-        return t.should_stop
+        return t._agree_to_stop()

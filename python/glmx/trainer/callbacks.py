@@ -55,6 +55,9 @@ class Callback:
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: Module, optimizer: Any
     ) -> None: ...
+    def on_exception(
+        self, trainer: Trainer, pl_module: Module, exception: BaseException
+    ) -> None: ...
     def on_save_checkpoint(
         self, trainer: Trainer, pl_module: Module, checkpoint: dict[str, Any]
     ) -> None: ...
@@ -138,10 +141,12 @@ class EarlyStopping(Callback):
     def on_validation_end(self, trainer: Trainer, pl_module: Module) -> None:
         if not self.check_on_train_epoch_end and not trainer.sanity_checking:
             self._check(trainer)
+            trainer._agree_to_stop()  # every rank validates here, so all take part
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: Module) -> None:
         if self.check_on_train_epoch_end:
             self._check(trainer)
+            trainer._agree_to_stop()
 
     def state_dict(self) -> dict[str, Any]:
         return {

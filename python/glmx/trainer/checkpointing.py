@@ -49,6 +49,7 @@ def training_state(trainer: Trainer, batch_idx: int) -> dict[str, Any]:
             str(i): cfg.scheduler.state_dict() for i, cfg in enumerate(trainer.lr_scheduler_configs)
         },
         "rng": rng_state(),
+        **({"scaler": trainer._scaler.state_dict()} if trainer._scaler is not None else {}),
         "epoch_rng": trainer._epoch_rng_state
         if trainer._epoch_rng_state is not None
         else rng_state(),
@@ -143,6 +144,8 @@ def restore(
     for i, cfg in enumerate(trainer.lr_scheduler_configs):
         if str(i) in comps.get("scheduler", {}):
             cfg.scheduler.load_state_dict(comps["scheduler"][str(i)])
+    if "scaler" in comps and trainer._scaler is not None:
+        trainer._scaler.load_state_dict(comps["scaler"])
     if "rng" in comps:
         # Applied after the loop creates its data iterator: creating a torch DataLoader
         # iterator draws from the global RNG, and the saved state was taken after that draw.
@@ -239,9 +242,17 @@ class ModelCheckpoint(Callback):
             and self.monitor
             and trainer.callback_metrics_float(self.monitor) is None
         ):
+            if not trainer._validated:
+                return  # nothing to rank by before the first validation (Lightning skips too)
             raise trainer._metrics.missing_metric_error(self.monitor, "ModelCheckpoint")
-        path = save(trainer, self.manager, batch_idx)
+        previous = self.last_saved_step
+        # recorded before the state is taken, so a resumed run knows this step is saved
         self.last_saved_step = trainer.global_step
+        try:
+            path = save(trainer, self.manager, batch_idx)
+        except BaseException:
+            self.last_saved_step = previous
+            raise
         self.last_model_path = str(path)
 
     def on_train_batch_end(

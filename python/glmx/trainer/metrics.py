@@ -42,6 +42,13 @@ def batch_size_of(batch: Any) -> int | None:
     return None
 
 
+def _for_collective(t: torch.Tensor) -> torch.Tensor:
+    """NCCL reduces only CUDA tensors; gloo takes CPU ones."""
+    if dist.get_backend() == "nccl" and t.device.type != "cuda":
+        return t.to(torch.device("cuda", torch.cuda.current_device()))
+    return t
+
+
 def _to_float(value: torch.Tensor | float) -> float:
     return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
 
@@ -65,9 +72,10 @@ class _EpochAccumulator:
         self.weight += weight
 
     def compute(self) -> float:
-        total, weight = self.total.double(), torch.tensor(self.weight, dtype=torch.float64)
+        total = self.total.double()
+        weight = torch.tensor(self.weight, dtype=torch.float64, device=total.device)
         if self.sync_dist and dist.is_available() and dist.is_initialized():
-            stacked = torch.stack([total, weight])
+            stacked = _for_collective(torch.stack([total, weight]))
             op = {"max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}.get(self.reduce_fx)
             if op is None:
                 dist.all_reduce(stacked)
@@ -110,7 +118,7 @@ class MetricsCollector:
         on_epoch = default_epoch if on_epoch is None else on_epoch
         tensor = _as_tensor(value, name)
         if sync_dist and on_step and dist.is_available() and dist.is_initialized():
-            tensor = tensor.clone()
+            tensor = _for_collective(tensor.clone())
             dist.all_reduce(tensor)
             tensor /= dist.get_world_size()
         step_name = f"{name}_step" if on_step and on_epoch else name

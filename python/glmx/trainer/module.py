@@ -188,6 +188,7 @@ _HOOKS = [
     "on_after_backward",
     "on_before_optimizer_step",
     "on_before_zero_grad",
+    "on_exception",
 ]
 
 

@@ -128,6 +128,10 @@ class Trainer:
             limit_predict_batches, logger, val_check_interval = self.fast_dev_run, False, 1.0
         if max_steps == -1 and max_epochs is None:
             max_epochs = 1000
+        if max_epochs == -1:
+            max_epochs = None  # Lightning: -1 trains until max_steps or a stop
+            if max_steps in (-1, None):
+                raise TrainError("max_epochs=-1 (no epoch limit) needs max_steps: set max_steps")
         self.max_steps = None if max_steps in (-1, None) else int(max_steps)
         self.max_epochs = max_epochs
         self.min_epochs = min_epochs or 0
@@ -206,6 +210,7 @@ class Trainer:
         self._pending_epoch_rng_state: Any = None
         self._epoch_rng_state: Any = None
         self._next_batch_idx = 0
+        self._validated = False  # a real (not sanity) validation has run in this fit
 
     def _add_default_callbacks(self, enable_job_control: bool) -> None:
         # `glmx control` reaches every training through this callback (local files only).
@@ -354,12 +359,30 @@ class Trainer:
                 cfg.scheduler.step()
 
     # -- validation ----------------------------------------------------------------------------
-    def _should_validate_mid_epoch(self, batch_idx: int) -> bool:
+    def _monitoring_callbacks(self) -> list[Callback]:
+        """Callbacks that read monitored metrics (checkpointing, early stopping)."""
+        from glmx.trainer.callbacks import EarlyStopping
+        from glmx.trainer.checkpointing import ModelCheckpoint
+
+        return [c for c in self.callbacks if isinstance(c, (ModelCheckpoint, EarlyStopping))]
+
+    def _agree_to_stop(self) -> bool:
+        """Under DDP every rank must stop at the same step: stop when any rank wants to."""
+        if self.dist.distributed:
+            import torch.distributed as dist
+
+            device = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+            flag = torch.tensor([int(self.should_stop)], dtype=torch.int64, device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self.should_stop = bool(flag.item())
+        return self.should_stop
+
+    def _should_validate_mid_epoch(self, epoch: int, batch_idx: int) -> bool:
         return (
-            bool(self._val_loaders)
-            and self._val_every is not None
+            self._val_every is not None
             and (batch_idx + 1) % self._val_every == 0
             and (self._epoch_batches is None or batch_idx + 1 < self._epoch_batches)
+            and self._should_validate_at_epoch_end(epoch)  # same epoch gating and limits
         )
 
     def _should_validate_at_epoch_end(self, epoch: int) -> bool:
@@ -370,6 +393,7 @@ class Trainer:
 
     def _run_validation(self, max_batches: int | None = None) -> dict[str, float]:
         limit = self._val_limit if max_batches is None else max_batches
+        self._validated = self._validated or not self.sanity_checking
         return self._eval_epoch(
             "validation", self._val_loaders, limit, log=not self.sanity_checking
         )
@@ -484,7 +508,10 @@ class Trainer:
             "gradient_clip_algorithm": self.gradient_clip_algorithm,
             "limit_train_batches": self._train_batches,
             "detect_nonfinite_loss": self.detect_nonfinite_loss,
-            "unscale_before_clip": self._scaler is not None,
+            "scale_loss": self._scaler is not None,
+            "after_backward_hook": bool(self._hooks_for("on_after_backward")),
+            "before_optimizer_step_hook": self._scaler is not None
+            or bool(self._hooks_for("on_before_optimizer_step")),
         }
         state = (self.global_step, self.current_epoch, self._resume_batch_idx)
         step, epoch, _ = _glmx.fit_loop(hooks, list(params), config, state, END_OF_EPOCH)

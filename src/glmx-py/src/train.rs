@@ -90,9 +90,22 @@ impl FitHooks for PyHooks {
         Ok(())
     }
 
-    fn unscale_gradients(&mut self) -> Result<(), CoreError> {
+    fn scale_loss(&mut self, loss: Tensor) -> Result<Tensor, CoreError> {
         let hooks = &self.hooks;
-        self.with_py(|py| hooks.call_method0(py, "unscale_gradients").map(|_| ()))
+        self.with_py(|py| {
+            let scaled = hooks.call_method1(py, "scale_loss", (tensor::to_py(py, &loss)?,))?;
+            tensor::from_py(scaled.bind(py))
+        })
+    }
+
+    fn after_backward(&mut self) -> Result<(), CoreError> {
+        let hooks = &self.hooks;
+        self.with_py(|py| hooks.call_method0(py, "after_backward").map(|_| ()))
+    }
+
+    fn before_optimizer_step(&mut self) -> Result<(), CoreError> {
+        let hooks = &self.hooks;
+        self.with_py(|py| hooks.call_method0(py, "before_optimizer_step").map(|_| ()))
     }
 
     fn optimizer_step(
@@ -158,13 +171,16 @@ fn fit_config(config: &Bound<'_, PyDict>) -> BindingResult<FitConfig> {
         gradient_clip: clip_val.map(|v| (v, algorithm)),
         limit_train_batches: opt(config, "limit_train_batches")?,
         check_finite_loss: opt(config, "detect_nonfinite_loss")?.unwrap_or(true),
-        unscale_before_clip: opt(config, "unscale_before_clip")?.unwrap_or(false),
+        before_optimizer_step_hook: opt(config, "before_optimizer_step_hook")?.unwrap_or(false),
+        after_backward_hook: opt(config, "after_backward_hook")?.unwrap_or(false),
+        scale_loss: opt(config, "scale_loss")?.unwrap_or(false),
     })
 }
 
 /// Runs the training loop. `state` is `(global_step, epoch, batch_idx)` to start from; returns
 /// the state reached. `hooks` implements `start_epoch`, `forward`, `optimizer_step`,
-/// `end_batch`, `end_epoch` (and `unscale_gradients` for grad-scaler precision); `forward`
+/// `end_batch`, `end_epoch` (and, when the config asks, `scale_loss`, `after_backward`,
+/// `before_optimizer_step`); `forward`
 /// returns a loss tensor, `None` to skip the batch, or `end_of_epoch`.
 #[pyfunction]
 #[pyo3(signature = (hooks, params, config, state, end_of_epoch))]

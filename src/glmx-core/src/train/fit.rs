@@ -21,8 +21,13 @@ pub struct FitConfig {
     pub limit_train_batches: Option<u64>,
     /// Stop with an error naming the step when the loss is NaN or infinite.
     pub check_finite_loss: bool,
-    /// Call [`FitHooks::unscale_gradients`] before clipping (mixed precision with a grad scaler).
-    pub unscale_before_clip: bool,
+    /// Call [`FitHooks::before_optimizer_step`] before clipping (gradient-scaler unscaling,
+    /// `on_before_optimizer_step` callbacks); off when nothing implements it.
+    pub before_optimizer_step_hook: bool,
+    /// Call [`FitHooks::after_backward`] after each backward pass (`on_after_backward`).
+    pub after_backward_hook: bool,
+    /// Pass the loss through [`FitHooks::scale_loss`] before backward (a gradient scaler).
+    pub scale_loss: bool,
 }
 
 impl FitConfig {
@@ -93,8 +98,17 @@ pub trait FitHooks {
     fn backward(&mut self, loss: Tensor) -> Result<()> {
         Ok(loss.f_backward()?)
     }
-    /// Undoes loss scaling before clipping (only with [`FitConfig::unscale_before_clip`]).
-    fn unscale_gradients(&mut self) -> Result<()> {
+    /// Scales the loss before backward (only with [`FitConfig::scale_loss`]).
+    fn scale_loss(&mut self, loss: Tensor) -> Result<Tensor> {
+        Ok(loss)
+    }
+    /// After each backward pass (only with [`FitConfig::after_backward_hook`]).
+    fn after_backward(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Before clipping and the optimizer step, with the accumulated gradients (only with
+    /// [`FitConfig::before_optimizer_step_hook`]): unscales them and runs callbacks.
+    fn before_optimizer_step(&mut self) -> Result<()> {
         Ok(())
     }
     /// Runs the optimizer: step, zero_grad, per-step LR schedulers. Gradients are already
@@ -128,22 +142,20 @@ fn reached_max_steps(config: &FitConfig, state: &FitState) -> bool {
     config.max_steps.is_some_and(|max| state.global_step >= max)
 }
 
-/// Clips (unscaling first when asked), counts the step and calls the optimizer hook.
+/// Runs the pre-step hook, clips, counts the step and calls the optimizer hook.
 fn take_step(config: &FitConfig, state: &mut FitState, hooks: &mut dyn FitHooks) -> Result<()> {
+    if config.before_optimizer_step_hook {
+        hooks.before_optimizer_step()?;
+    }
     let grad_norm = match config.gradient_clip {
         None => None,
-        Some((value, algorithm)) => {
-            if config.unscale_before_clip {
-                hooks.unscale_gradients()?;
+        Some((value, algorithm)) => match algorithm {
+            ClipAlgorithm::Norm => Some(clip_grad_norm(hooks.parameters(), value)?),
+            ClipAlgorithm::Value => {
+                clip_grad_value(hooks.parameters(), value)?;
+                None
             }
-            match algorithm {
-                ClipAlgorithm::Norm => Some(clip_grad_norm(hooks.parameters(), value)?),
-                ClipAlgorithm::Value => {
-                    clip_grad_value(hooks.parameters(), value)?;
-                    None
-                }
-            }
-        }
+        },
     };
     state.global_step += 1;
     state.pending_batches = 0;
@@ -187,7 +199,15 @@ pub fn fit(
                     } else {
                         loss.shallow_clone()
                     };
+                    let scaled = if config.scale_loss {
+                        hooks.scale_loss(scaled)?
+                    } else {
+                        scaled
+                    };
                     hooks.backward(scaled)?;
+                    if config.after_backward_hook {
+                        hooks.after_backward()?;
+                    }
                     state.pending_batches += 1;
                     Some(loss.detach())
                 }

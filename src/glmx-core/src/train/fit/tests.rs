@@ -98,7 +98,9 @@ fn config() -> FitConfig {
         gradient_clip: None,
         limit_train_batches: None,
         check_finite_loss: true,
-        unscale_before_clip: false,
+        before_optimizer_step_hook: false,
+        after_backward_hook: false,
+        scale_loss: false,
     }
 }
 
