@@ -507,6 +507,7 @@ class Trainer:
             "gradient_clip_val": self.gradient_clip_val,
             "gradient_clip_algorithm": self.gradient_clip_algorithm,
             "limit_train_batches": self._train_batches,
+            "batches_per_epoch": self._epoch_batches,
             "detect_nonfinite_loss": self.detect_nonfinite_loss,
             "scale_loss": self._scaler is not None,
             "after_backward_hook": bool(self._hooks_for("on_after_backward")),

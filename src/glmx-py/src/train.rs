@@ -170,6 +170,7 @@ fn fit_config(config: &Bound<'_, PyDict>) -> BindingResult<FitConfig> {
         accumulate_grad_batches: opt(config, "accumulate_grad_batches")?.unwrap_or(1),
         gradient_clip: clip_val.map(|v| (v, algorithm)),
         limit_train_batches: opt(config, "limit_train_batches")?,
+        batches_per_epoch: opt(config, "batches_per_epoch")?,
         check_finite_loss: opt(config, "detect_nonfinite_loss")?.unwrap_or(true),
         before_optimizer_step_hook: opt(config, "before_optimizer_step_hook")?.unwrap_or(false),
         after_backward_hook: opt(config, "after_backward_hook")?.unwrap_or(false),

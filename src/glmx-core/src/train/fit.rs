@@ -19,6 +19,10 @@ pub struct FitConfig {
     pub gradient_clip: Option<(f64, ClipAlgorithm)>,
     /// Train batches per epoch at most (`limit_train_batches` as a count).
     pub limit_train_batches: Option<u64>,
+    /// Batches in one epoch when known (`len(loader)`, capped by the limit): the last batch
+    /// then closes an unfinished accumulation window itself, so that step is logged and
+    /// checkpointed like any other (Lightning's `is_last_batch`).
+    pub batches_per_epoch: Option<u64>,
     /// Stop with an error naming the step when the loss is NaN or infinite.
     pub check_finite_loss: bool,
     /// Call [`FitHooks::before_optimizer_step`] before clipping (gradient-scaler unscaling,
@@ -212,7 +216,11 @@ pub fn fit(
                     Some(loss.detach())
                 }
             };
-            let stepped = state.pending_batches >= accumulate;
+            let last_batch = config
+                .batches_per_epoch
+                .is_some_and(|n| state.batch_idx + 1 >= n);
+            let stepped =
+                state.pending_batches >= accumulate || (last_batch && state.pending_batches > 0);
             if stepped {
                 take_step(config, state, hooks)?;
             }

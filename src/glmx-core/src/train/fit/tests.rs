@@ -97,6 +97,7 @@ fn config() -> FitConfig {
         accumulate_grad_batches: 1,
         gradient_clip: None,
         limit_train_batches: None,
+        batches_per_epoch: None,
         check_finite_loss: true,
         before_optimizer_step_hook: false,
         after_backward_hook: false,
@@ -133,6 +134,22 @@ fn accumulation_steps_every_n_batches_and_at_epoch_end() {
         ["epoch0", "b0", "step1", "b1!", "b2", "step2", "b3!", "b4", "step3", "end0"]
     );
     assert_eq!(state.global_step, 3);
+}
+
+#[test]
+fn known_epoch_length_steps_the_remainder_on_the_last_batch() {
+    let mut hooks = Regression::new(vec![Some(1.0); 5]);
+    let mut state = FitState::default();
+    let cfg = FitConfig {
+        accumulate_grad_batches: 2,
+        batches_per_epoch: Some(5),
+        ..config()
+    };
+    fit(&cfg, &mut state, &mut hooks, &Never).unwrap();
+    assert_eq!(
+        hooks.log,
+        ["epoch0", "b0", "step1", "b1!", "b2", "step2", "b3!", "step3", "b4!", "end0"]
+    );
 }
 
 #[test]
