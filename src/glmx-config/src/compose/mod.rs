@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod defaults;
 pub mod repo;
+pub mod tagged;
 pub mod yaml11;
 
 use std::path::{Path, PathBuf};

@@ -86,6 +86,19 @@ fn convert(n: &YNode, file: &str, anchors: &mut HashMap<usize, Node>) -> Result<
             None => return Err(yaml_err(file, n.line, "alias to an unknown anchor")),
         },
     };
+    let out = match (&n.tag, &n.kind) {
+        (Some(tag), YKind::Scalar { .. } | YKind::Seq(_) | YKind::Map(_))
+            if tag.starts_with('!') =>
+        {
+            let identity = if n.anchor != 0 {
+                format!("{file}#anchor{}", n.anchor)
+            } else {
+                format!("{file}:{}", n.line)
+            };
+            super::tagged::apply(tag, out, identity, file, n.line)?
+        }
+        _ => out,
+    };
     if n.anchor != 0 {
         anchors.insert(n.anchor, out.clone());
     }
