@@ -114,7 +114,9 @@ def evaluate(cfg: Mapping[str, Any]) -> dict[str, float]:
     model = instantiate(cfg["model"])
     loggers = _instantiate_group(cfg.get("logger"), "logger")
     trainer = instantiate(cfg["trainer"], logger=loggers or False, enable_checkpointing=False)
-    results = trainer.test(model=model, datamodule=datamodule, ckpt_path=cfg["ckpt_path"])
+    results = trainer.test(
+        model=model, datamodule=datamodule, ckpt_path=cfg["ckpt_path"], verbose=False
+    )
     for name, value in results[0].items():
         print(f"{name}: {value:.6g}")
     return results[0]

@@ -227,6 +227,7 @@ def run_eval(
     dataloaders: Any,
     datamodule: DataModule | None,
     ckpt_path: Any,
+    verbose: bool = False,
 ) -> list[dict[str, float]]:
     from glmx.trainer.trainer import _limit
 
@@ -246,16 +247,29 @@ def run_eval(
         raise TrainError(
             f"Trainer.{stage}() needs data: pass dataloaders= or a datamodule with loaders"
         )
-    if stage == "validate":
-        trainer._val_loaders = loaders
-        trainer._val_limit = _limit(trainer.limit_val_batches, loaders[0], "limit_val_batches")
-        values = trainer._run_validation()
+    try:
+        if stage == "validate":
+            trainer._val_loaders = loaders
+            trainer._val_limit = _limit(trainer.limit_val_batches, loaders[0], "limit_val_batches")
+            values = trainer._run_validation()
+        else:
+            limit = _limit(trainer.limit_test_batches, loaders[0], "limit_test_batches")
+            values = trainer._eval_epoch("test", loaders, limit)
+    finally:
         _teardown(trainer, model, stage)
-        return [values]
-    limit = _limit(trainer.limit_test_batches, loaders[0], "limit_test_batches")
-    values = trainer._eval_epoch("test", loaders, limit)
-    _teardown(trainer, model, stage)
+    if verbose and trainer.is_global_zero:
+        _print_results(stage, values)
     return [values]
+
+
+def _print_results(stage: str, values: dict[str, float]) -> None:
+    """Lightning's results table, in plain text."""
+    if not values:
+        return
+    width = max(len(k) for k in values)
+    print(f"{stage} results:")
+    for name, value in sorted(values.items()):
+        print(f"  {name:<{width}}  {value:.6g}")
 
 
 def run_predict(

@@ -456,10 +456,10 @@ class Trainer:
         ckpt_path: str | None = None,
         verbose: bool = True,
     ) -> list[dict[str, float]]:
-        """Run one validation epoch; returns ``[metrics]``."""
+        """Run one validation epoch; returns ``[metrics]`` (printed when ``verbose``)."""
         from glmx.trainer import _fit
 
-        return _fit.run_eval(self, "validate", model, dataloaders, datamodule, ckpt_path)
+        return _fit.run_eval(self, "validate", model, dataloaders, datamodule, ckpt_path, verbose)
 
     def test(
         self,
@@ -469,10 +469,10 @@ class Trainer:
         ckpt_path: str | None = None,
         verbose: bool = True,
     ) -> list[dict[str, float]]:
-        """Run one test epoch; returns ``[metrics]``."""
+        """Run one test epoch; returns ``[metrics]`` (printed when ``verbose``)."""
         from glmx.trainer import _fit
 
-        return _fit.run_eval(self, "test", model, dataloaders, datamodule, ckpt_path)
+        return _fit.run_eval(self, "test", model, dataloaders, datamodule, ckpt_path, verbose)
 
     def predict(
         self,
