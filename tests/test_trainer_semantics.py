@@ -90,7 +90,9 @@ def test_pre_step_hook_sees_unclipped_gradients_and_after_backward_runs():
 
     class Probe(glmx.Callback):
         def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-            norms.append(float(torch.cat([p.grad.flatten() for p in pl_module.parameters()]).norm()))
+            norms.append(
+                float(torch.cat([p.grad.flatten() for p in pl_module.parameters()]).norm())
+            )
 
     model = Net()
     trainer = quiet(max_steps=3, gradient_clip_val=1e-3, callbacks=[Probe()])

@@ -66,7 +66,7 @@ pub fn apply(tag: &str, value: Node, identity: String, file: &str, line: usize) 
                     .filter(|v| *v != Node::Null)
                     .collect(),
             ),
-            (Container::DList, other) if other == Node::Null => Node::List(Vec::new()),
+            (Container::DList, Node::Null) => Node::List(Vec::new()),
             (Container::DList, _) => {
                 return Err(err(file, line, tag, "!dlist needs a mapping".into()))
             }
