@@ -126,6 +126,18 @@ class ExperimentTracker(Callback):
     ) -> None:
         self._step = trainer.global_step
 
+    def on_exception(self, trainer: Trainer, pl_module: Module, exception: BaseException) -> None:
+        # Recorded at once (teardown still runs after a failure and must not say `done`).
+        if self.record is None or not self._open:
+            return
+        if isinstance(exception, KeyboardInterrupt):
+            error = "interrupted (KeyboardInterrupt)"
+        else:
+            error = f"{type(exception).__name__}: {exception}"
+        self._error = error
+        self.record.append("ended", status="failed", step=trainer.global_step, error=error)
+        self._close()
+
     def teardown(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
         if stage != "fit" or self.record is None or not self._open:
             return

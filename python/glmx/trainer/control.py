@@ -95,6 +95,12 @@ class JobControl(Callback):
         self._state = "running"
         self._write_status(trainer, force=True)
 
+    def on_exception(self, trainer: Trainer, pl_module: Module, exception: BaseException) -> None:
+        if self.path is None:
+            return
+        self._state = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        self._write_status(trainer, force=True)
+
     def on_fit_end(self, trainer: Trainer, pl_module: Module) -> None:
         if self.path is None:
             return
