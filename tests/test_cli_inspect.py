@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import glmx, ok
 
 CHAIN = Path(__file__).parent / "fixtures" / "projects" / "chain"
 MINE = [
@@ -30,25 +30,6 @@ MINE = [
     "ws",
     "project",
 ]
-
-
-def glmx(
-    *args: str, cwd: Path | None = None, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "glmx.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-
-
-def ok(*args: str, **kw) -> str:
-    r = glmx(*args, **kw)
-    assert r.returncode == 0, f"glmx {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-    return r.stdout
 
 
 def test_help_for_every_command():

@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import glmx, ok
 
 from glmx import logs
-
-
-def glmx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "glmx.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=dict(os.environ),
-        timeout=120,
-    )
-
-
-def ok(*args: str, **kw) -> str:
-    r = glmx(*args, **kw)
-    assert r.returncode == 0, f"glmx {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-    return r.stdout
 
 
 def write_log(run: Path, n: int = 20, offset: float = 0.0, cut: bool = True) -> Path:

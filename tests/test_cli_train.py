@@ -10,25 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-
-def glmx(
-    *args: str, env: dict | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "glmx.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-
-
-def ok(*args: str, **kw) -> str:
-    r = glmx(*args, **kw)
-    assert r.returncode == 0, f"glmx {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-    return r.stdout
+from cli_helpers import glmx, ok
 
 
 @pytest.fixture(scope="module")
