@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("env", "detect the compute environment (SLURM, GPUs, scratch)"),
     "slurm": ("slurm", "submit trainings to SLURM"),
     "exp": ("exp", "list, show, compare and export experiments"),
+    "export": ("export", "export a model (hf: a Hugging Face GPN directory)"),
+    "serve": ("serve", "serve a model over HTTP: embeddings, logits, variant scores"),
+    "client": ("client", "call a running `glmx serve`"),
+    "model": ("model", "model test: forward + backward on a random batch"),
 }
 
 

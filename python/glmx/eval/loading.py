@@ -1,5 +1,6 @@
-"""Getting a GPN network from what a user holds: a module, a glmx checkpoint, or a file of
-weights in the Hugging Face layout of the released model."""
+"""Getting a GPN network from what a user holds: a module, a glmx checkpoint, a Hugging Face GPN
+directory (``config.json`` + ``model.safetensors``), or a file of weights in the Hugging Face
+layout of the released model."""
 
 from __future__ import annotations
 
@@ -28,30 +29,52 @@ def as_network(model: Any) -> torch.nn.Module:
     )
 
 
-def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> torch.nn.Module:
+def load_model(
+    path: str | os.PathLike[str],
+    map_location: str = "cpu",
+    *,
+    allow_pickle: bool = False,
+    dilation_cycle: int | None = None,
+) -> torch.nn.Module:
     """A :class:`glmx.models.GPN` in eval mode from ``path``:
 
     - a glmx run directory (its last checkpoint) or a ``checkpoints/checkpoint-<step>`` directory;
-    - a ``.safetensors`` / ``.bin`` / ``.pt`` file of weights, in glmx's own layout or in the
-      Hugging Face layout of the released GPN models (``model.encoder.layer.0.layer.2.weight``
-      ...), e.g. ``model.safetensors`` downloaded beforehand; the size is read from the weights.
+    - a Hugging Face GPN directory (``config.json`` + ``model.safetensors``, as
+      ``gpn.model.GPNForMaskedLM.save_pretrained`` writes it, ``encoder="bytenet"``); the
+      config gives the size, dilation cycle and bias;
+    - a ``.safetensors`` file of weights, in glmx's own layout or in the Hugging Face layout of
+      the released GPN models (``model.encoder.layer.0.layer.2.weight`` ...), e.g.
+      ``model.safetensors`` downloaded beforehand; the size is read from the weights.
+
+    The dilation cycle is not visible in weights: ``dilation_cycle`` sets it; otherwise a run's
+    ``.hydra/config.yaml`` (``model.config.dilation_cycle``) gives it, else 8 (the released
+    model's).
+
+    Pickle files (``pytorch_model.bin``, ``.bin``, ``.pt``) can run code when loaded: they are
+    refused unless ``allow_pickle=True``, and then read with ``torch.load(weights_only=True)``.
 
     Raises:
-        CheckpointError: when nothing loadable is found or the weights do not fit a GPN.
+        CheckpointError: when nothing loadable is found, a pickle file is refused, or the
+            weights do not fit a GPN.
     """
     from glmx.models.gpn import GPN, config_from_state_dict, from_hf_state_dict
+    from glmx.models.gpn_hf import is_hf_dir, load_hf_dir
 
     p = Path(path)
+    if is_hf_dir(p):
+        return load_hf_dir(p, allow_pickle=allow_pickle).to(map_location).eval()
     if p.is_dir():
         state = _from_glmx_checkpoint(p)
+        if dilation_cycle is None:
+            dilation_cycle = _run_dilation_cycle(p)
     elif p.is_file():
-        state = _read_weights(p)
+        state = _read_weights(p, allow_pickle)
     else:
         raise CheckpointError(f"model path '{p}' does not exist")
     if any(k.startswith(("model.encoder.", "model.embeddings.", "cls.decoder")) for k in state):
         state = from_hf_state_dict(state)
     state = {k.removeprefix("model.") if k.startswith("model.") else k: v for k, v in state.items()}
-    cfg = config_from_state_dict(state)
+    cfg = config_from_state_dict(state, dilation_cycle=dilation_cycle or 8)
     net = GPN(cfg)
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -61,12 +84,21 @@ def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> torch
     return net.to(map_location).eval()
 
 
-def _read_weights(p: Path) -> dict[str, torch.Tensor]:
+def _read_weights(p: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(p))
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+    if not allow_pickle:
+        raise CheckpointError(
+            f"'{p}' is a pickle file, which can run code when loaded; convert it to "
+            ".safetensors, or pass allow_pickle=True (CLI: --allow-pickle) if you trust it "
+            "(it is then read with torch.load(weights_only=True))"
+        )
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - reported with the path
+        raise CheckpointError(f"cannot read '{p}': {err}") from err
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
@@ -86,3 +118,19 @@ def _from_glmx_checkpoint(p: Path) -> dict[str, torch.Tensor]:
     except Exception as err:  # noqa: BLE001 - reported with the path
         raise CheckpointError(f"no loadable glmx checkpoint at '{p}': {err}") from err
     return dict(loaded["model"])
+
+
+def _run_dilation_cycle(p: Path) -> int | None:
+    """``model.config.dilation_cycle`` of the run's saved Hydra config, when it is a number."""
+    run = p.parent.parent if p.parent.name == "checkpoints" else p
+    cfg_file = run / ".hydra" / "config.yaml"
+    if not cfg_file.is_file():
+        return None
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(cfg_file.read_text())
+        value = cfg["model"]["config"]["dilation_cycle"]
+    except (yaml.YAMLError, OSError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
