@@ -8,6 +8,7 @@ mod ckpt;
 mod data;
 mod errors;
 mod gil;
+mod image;
 mod tensor;
 mod testing;
 mod train;
@@ -22,6 +23,7 @@ fn _glmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ckpt::register(m)?;
     data::register(m)?;
     glmx_pylog::register(m)?;
+    image::register(m)?;
     testing::register(m)?;
     train::register(m)?;
     Ok(())

@@ -6,6 +6,7 @@
 //! - [`transform`]: the per-sample kernel (GPN tokenizer, RC, 80/10/10 masking, loss weights).
 //! - [`loader`]: the threaded, prefetching, resumable batch stream.
 
+pub mod image;
 pub mod loader;
 pub mod sampler;
 pub mod source;
