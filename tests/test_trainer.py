@@ -125,7 +125,7 @@ def test_accumulation_clipping_and_limits(tmp_path):
     trainer.fit(model, train)
     # 7 batches per epoch, accumulate 3 -> steps after batches 3, 6 and the remainder: 3 per epoch.
     assert trainer.global_step == 6
-    assert trainer._last_grad_norm is not None
+    assert trainer.fit_loop.last_grad_norm is not None
 
 
 def test_step_and_epoch_schedulers(tmp_path):

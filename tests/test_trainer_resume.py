@@ -68,9 +68,9 @@ def test_resume_mid_epoch_matches_uninterrupted(tmp_path, shuffle):
     assert len(expected) == 17
 
     cut = tmp_path / "cut"
-    trainer(cut, 7).fit(net(), data(shuffle))  # saves at 3 and 6; step 7 is logged but not saved
+    trainer(cut, 7).fit(net(), data(shuffle))  # saves at 3 and 6, and the final step 7
     ckpts = sorted(p.name for p in (cut / "checkpoints").glob("checkpoint-*"))
-    assert ckpts == ["checkpoint-3", "checkpoint-6"]
+    assert ckpts == ["checkpoint-3", "checkpoint-6", "checkpoint-7"]
     t = trainer(cut, 17)
     t.fit(net(), data(shuffle), ckpt_path="last")
     got = losses_of(cut)

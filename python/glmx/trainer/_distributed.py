@@ -55,8 +55,10 @@ def setup(
     """Pick the device and, when launched with several processes, join the process group."""
     if accelerator not in ("auto", "cpu", "gpu", "cuda"):
         raise TrainError(f"accelerator must be 'auto', 'cpu', 'gpu' or 'cuda', got {accelerator!r}")
-    if strategy not in ("auto", "ddp", "ddp_spawn", "single_device"):
-        raise TrainError(f"strategy must be 'auto', 'ddp' or 'single_device', got {strategy!r}")
+    if strategy not in ("auto", "ddp", "ddp_spawn", "single_device", "fsdp"):  # fsdp: T18
+        raise TrainError(
+            f"strategy must be 'auto', 'ddp', 'fsdp' or 'single_device', got {strategy!r}"
+        )
     use_cuda = accelerator in ("gpu", "cuda") or (
         accelerator == "auto" and torch.cuda.is_available()
     )
@@ -105,4 +107,38 @@ def shard_loader(loader: Any, info: DistInfo) -> Any:
         pin_memory=loader.pin_memory,
         drop_last=loader.drop_last,
         persistent_workers=loader.persistent_workers,
+    )
+
+
+class _StepRunner(torch.nn.Module):
+    """Routes ``forward`` to ``training_step`` so DDP's gradient hooks see the real step."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch: Any, batch_idx: int) -> Any:
+        return self.module.training_step(batch, batch_idx)
+
+
+def wrap_for_training(trainer: Any, model: Any) -> Any:
+    """What the fit loop calls as ``training_step(batch, batch_idx)`` under the trainer's
+    strategy. The one place where a strategy wraps the model: single device runs the module's
+    own ``training_step``; DDP wraps it so gradients are all-reduced."""
+    # -- strategy hook (T18, #18): FSDP2 and activation checkpointing, see glmx.distributed --
+    from glmx.distributed import prepare_model
+
+    runner = prepare_model(trainer, model)
+    if runner is not None:
+        return runner
+    info = trainer.dist
+    if not info.distributed:
+        return model.training_step
+    from torch.nn.parallel import DistributedDataParallel
+
+    if trainer.sync_batchnorm:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(
+        _StepRunner(model),
+        device_ids=[trainer.device.index] if trainer.device.type == "cuda" else None,
     )

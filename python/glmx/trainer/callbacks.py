@@ -113,10 +113,12 @@ class EarlyStopping(Callback):
         return value > self.best_score + self.min_delta
 
     def _check(self, trainer: Trainer) -> None:
+        if trainer.fast_dev_run:
+            return  # fast_dev_run never stops early (Lightning)
         value = trainer.callback_metrics_float(self.monitor)
         if value is None:
             if self.strict:
-                raise trainer._metrics.missing_metric_error(self.monitor, "EarlyStopping")
+                raise trainer.missing_metric_error(self.monitor, "EarlyStopping")
             return
         if self.check_finite and not math.isfinite(value):
             self._stop(trainer, f"{self.monitor} = {value} is not finite")
@@ -141,12 +143,12 @@ class EarlyStopping(Callback):
     def on_validation_end(self, trainer: Trainer, pl_module: Module) -> None:
         if not self.check_on_train_epoch_end and not trainer.sanity_checking:
             self._check(trainer)
-            trainer._agree_to_stop()  # every rank validates here, so all take part
+            trainer.sync_should_stop()  # every rank validates here, so all take part
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: Module) -> None:
         if self.check_on_train_epoch_end:
             self._check(trainer)
-            trainer._agree_to_stop()
+            trainer.sync_should_stop()
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glmx.ckpt import CheckpointManager
-from glmx.ckpt._rng import rng_state
 from glmx.errors import CheckpointError, TrainError
 from glmx.trainer.callbacks import Callback
 
@@ -25,39 +24,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("glmx.trainer")
 
 
-def _float_metrics(trainer: Trainer) -> dict[str, float]:
-    out = {}
-    for name in trainer.callback_metrics:
-        value = trainer.callback_metrics_float(name)
-        if value is not None:
-            out[name] = value
-    return out
-
-
-def training_state(trainer: Trainer, batch_idx: int) -> dict[str, Any]:
+def training_state(trainer: Trainer) -> dict[str, Any]:
     """Everything except the weights, keyed by component name."""
     module = trainer.lightning_module
     assert module is not None
+    loop = trainer.fit_loop
     components: dict[str, Any] = {
-        "trainer": {
-            "global_step": trainer.global_step,
-            "epoch": trainer.current_epoch,
-            "batch_idx": batch_idx,
-        },
+        **loop.state_dict(),
         "optimizer": {str(i): opt.state_dict() for i, opt in enumerate(trainer.optimizers)},
         "scheduler": {
             str(i): cfg.scheduler.state_dict() for i, cfg in enumerate(trainer.lr_scheduler_configs)
         },
-        "rng": rng_state(),
-        **({"scaler": trainer._scaler.state_dict()} if trainer._scaler is not None else {}),
-        "epoch_rng": trainer._epoch_rng_state
-        if trainer._epoch_rng_state is not None
-        else rng_state(),
         "callbacks": {
             f"{type(cb).__name__}.{i}": cb.state_dict() for i, cb in enumerate(trainer.callbacks)
         },
     }
-    loader = trainer._train_loader
+    loader = loop.train_loader
     if loader is not None and hasattr(loader, "state_dict"):
         components["loader"] = loader.state_dict()
     if trainer.datamodule is not None:
@@ -69,19 +51,33 @@ def training_state(trainer: Trainer, batch_idx: int) -> dict[str, Any]:
     return components
 
 
-def save(trainer: Trainer, manager: CheckpointManager, batch_idx: int) -> Path:
-    """Save the current state at ``trainer.global_step``; returns the checkpoint directory."""
+def save(trainer: Trainer, manager: CheckpointManager, batch_idx: int | None = None) -> Path:
+    """Save the current state at ``trainer.global_step``; returns the checkpoint directory.
+    (``batch_idx`` is accepted for older callers and ignored: the fit loop knows where a
+    resumed run continues.)
+
+    The manifest records the metrics computed at this step only. A monitored metric that was
+    not computed now is recorded as ``null``: such a checkpoint is kept as the newest, never
+    ranked as best with a value from an earlier step."""
     module = trainer.lightning_module
     assert module is not None
-    sharing = {"rng": "PER_RANK", "epoch_rng": "PER_RANK", "loader": "PER_RANK"}
-    components = training_state(trainer, batch_idx)
+    sharing = {
+        "rng": "PER_RANK",
+        "epoch_rng": "PER_RANK",
+        "loader_rng": "PER_RANK",
+        "loader": "PER_RANK",
+    }
+    components = training_state(trainer)
     sharing = {k: v for k, v in sharing.items() if k in components}
+    metrics: dict[str, Any] = dict(trainer.metrics_computed_now())
+    if manager.monitor and manager.monitor not in metrics:
+        metrics[manager.monitor] = None
+    from glmx.distributed import is_sharded, save_sharded  # T18 (#18): FSDP saves per rank
+
+    if is_sharded(trainer):
+        return save_sharded(trainer, manager, components, sharing, metrics)
     return manager.save(
-        trainer.global_step,
-        module.state_dict(),
-        components,
-        sharing=sharing,
-        metrics=_float_metrics(trainer),
+        trainer.global_step, module.state_dict(), components, sharing=sharing, metrics=metrics
     )
 
 
@@ -110,12 +106,12 @@ def _manager_for(
     ), str(path)
 
 
-def restore(
-    trainer: Trainer, module: Module, ckpt_path: Any, train_loader: Any, weights_only: bool = False
-) -> None:
+def restore(trainer: Trainer, module: Module, ckpt_path: Any, weights_only: bool = False) -> None:
     """Load weights (and, unless ``weights_only``, the full training state) from a checkpoint."""
     manager, which = _manager_for(trainer, ckpt_path)
-    loaded = manager.load(which, components=[] if weights_only else None)
+    from glmx.distributed import load_for  # T18 (#18): sharded checkpoints, other world sizes
+
+    loaded = load_for(trainer, module, manager, which, weights_only)
     try:
         missing, unexpected = module.load_state_dict(loaded["model"], strict=False)
     except RuntimeError as err:  # shape mismatches
@@ -130,31 +126,23 @@ def restore(
     if weights_only:
         return
     comps = loaded["components"]
-    state = comps.get("trainer")
-    if state is None:
+    if comps.get("trainer") is None:
         raise CheckpointError(
             f"checkpoint {loaded['path']} has no trainer state; it cannot resume training"
         )
-    trainer.global_step = int(state["global_step"])
-    trainer.current_epoch = int(state["epoch"])
-    trainer._resume_batch_idx = int(state["batch_idx"])
     for i, opt in enumerate(trainer.optimizers):
         if str(i) in comps.get("optimizer", {}):
             opt.load_state_dict(comps["optimizer"][str(i)])
     for i, cfg in enumerate(trainer.lr_scheduler_configs):
         if str(i) in comps.get("scheduler", {}):
             cfg.scheduler.load_state_dict(comps["scheduler"][str(i)])
-    if "scaler" in comps and trainer._scaler is not None:
-        trainer._scaler.load_state_dict(comps["scaler"])
-    if "rng" in comps:
-        # Applied after the loop creates its data iterator: creating a torch DataLoader
-        # iterator draws from the global RNG, and the saved state was taken after that draw.
-        trainer._pending_rng_state = comps["rng"]
-    if "epoch_rng" in comps and int(state["batch_idx"]) > 0:
-        trainer._pending_epoch_rng_state = comps["epoch_rng"]
-    if "loader" in comps and train_loader is not None and hasattr(train_loader, "load_state_dict"):
-        train_loader.load_state_dict(comps["loader"])
-        trainer._loader_restored = True
+    loop = trainer.fit_loop
+    loader = loop.train_loader
+    loader_restored = False
+    if "loader" in comps and loader is not None and hasattr(loader, "load_state_dict"):
+        loader.load_state_dict(comps["loader"])
+        loader_restored = True  # a loader with state_dict resumes exactly; others replay
+    loop.load_state_dict(comps, loader_restored)
     saved_callbacks = comps.get("callbacks", {})
     for i, cb in enumerate(trainer.callbacks):
         key = f"{type(cb).__name__}.{i}"
@@ -178,8 +166,10 @@ class ModelCheckpoint(Callback):
     epochs into ``<dirpath or default_root_dir>/checkpoints/checkpoint-<step>/``.
 
     With ``monitor``, the best ``save_top_k`` by that metric are kept (plus the newest, for
-    resuming); without it, the newest ``save_top_k`` (``-1``: all). Saving is asynchronous:
-    training blocks only while tensors are copied.
+    resuming); without it, the newest ``save_top_k`` (``-1``: all). A checkpoint is ranked only
+    by a value computed at its own step. The final state is always saved when training ends
+    (unless ``save_last=False``). Saving is asynchronous: training blocks only while tensors
+    are copied.
     """
 
     def __init__(
@@ -209,10 +199,11 @@ class ModelCheckpoint(Callback):
         self.last_saved_step = -1
         self.best_model_path: str = ""
         self.last_model_path: str = ""
+        self._warned = False
 
     def setup(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
-        if stage != "fit" or self.manager is not None:
-            return
+        if stage != "fit" or self.manager is not None or trainer.fast_dev_run:
+            return  # fast_dev_run never writes checkpoints (Lightning)
         run_dir = Path(self.dirpath) if self.dirpath is not None else trainer.default_root_dir
         if self.monitor:
             keep_best = 0 if self.save_top_k == -1 else self.save_top_k
@@ -230,57 +221,76 @@ class ModelCheckpoint(Callback):
             rank=trainer.global_rank,
         )
 
-    def _save(self, trainer: Trainer, batch_idx: int, require_monitor: bool = True) -> None:
-        if (
-            self.manager is None
-            or trainer.global_step == self.last_saved_step
-            or self.save_top_k == 0
-        ):
-            return
-        if (
-            require_monitor
-            and self.monitor
-            and trainer.callback_metrics_float(self.monitor) is None
-        ):
-            if not trainer._validated:
-                return  # nothing to rank by before the first validation (Lightning skips too)
-            raise trainer._metrics.missing_metric_error(self.monitor, "ModelCheckpoint")
+    def _write(self, trainer: Trainer) -> None:
+        assert self.manager is not None
         previous = self.last_saved_step
         # recorded before the state is taken, so a resumed run knows this step is saved
         self.last_saved_step = trainer.global_step
         try:
-            path = save(trainer, self.manager, batch_idx)
+            path = save(trainer, self.manager)
         except BaseException:
             self.last_saved_step = previous
             raise
         self.last_model_path = str(path)
+
+    def _monitor_missing(self, trainer: Trainer) -> bool:
+        """Whether the monitored metric was not computed at this step. Never logged although
+        validation ran: an error naming the key and what was logged (Lightning's rule);
+        before the first validation: a warning, once."""
+        if not self.monitor or self.monitor in trainer.metrics_computed_now():
+            return False
+        if self.monitor not in trainer.callback_metrics:
+            if trainer.validated:
+                raise trainer.missing_metric_error(self.monitor, "ModelCheckpoint")
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "ModelCheckpoint(monitor=%r): no value yet at step %d (validation has not "
+                    "run); saving 'last' only, no best checkpoint",
+                    self.monitor,
+                    trainer.global_step,
+                )
+        return True
+
+    def _save_scheduled(self, trainer: Trainer) -> None:
+        """A save due by ``every_n_train_steps`` / ``every_n_epochs``: ranked by the monitor
+        when it was computed at this step, else kept only as ``last`` (with ``save_last``)."""
+        if (
+            self.manager is None
+            or trainer.global_step == self.last_saved_step
+            or trainer.global_step == 0
+        ):
+            return
+        missing = self._monitor_missing(trainer)
+        if self.save_top_k == 0 or missing:
+            if not self.save_last:
+                return
+        self._write(trainer)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         n = self.every_n_train_steps
         if n and trainer.global_step > 0 and trainer.global_step % n == 0:
-            self._save(trainer, batch_idx + 1)
+            self._save_scheduled(trainer)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: Module) -> None:
         n = self.every_n_epochs
         if n and (trainer.current_epoch + 1) % n == 0:
-            trainer.current_epoch += 1  # the checkpoint resumes at the start of the next epoch
-            try:
-                self._save(trainer, 0)
-            finally:
-                trainer.current_epoch -= 1
+            self._save_scheduled(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: Module) -> None:
         if self.manager is None:
             return
         if (
-            self.save_last
+            self.save_last is not False
             and trainer.global_step != self.last_saved_step
             and trainer.global_step > 0
         ):
-            # the final state, for resuming or evaluating (Lightning's last.ckpt)
-            self._save(trainer, trainer._next_batch_idx, require_monitor=False)
+            # A run always ends with its final state on disk (Lightning's last.ckpt), for
+            # resuming or evaluating, even when no scheduled save fell on the last step.
+            self._monitor_missing(trainer)
+            self._write(trainer)
         self.manager.wait()
         if self.monitor:
             try:

@@ -94,9 +94,13 @@ class MetricsCollector:
     stage: str = "train"
     batch_size: int | None = None
     batch: Any = None
+    # the global step the values logged now belong to (set by the fit loop)
+    step: int = 0
     step_values: dict[str, torch.Tensor] = field(default_factory=dict)
     progress_bar: dict[str, torch.Tensor | float] = field(default_factory=dict)
     callback_metrics: dict[str, float | torch.Tensor] = field(default_factory=dict)
+    # name -> the global step its callback value was computed at (never carried forward)
+    computed_at: dict[str, int] = field(default_factory=dict)
     _epoch: dict[str, _EpochAccumulator] = field(default_factory=dict)
     _prog_bar_names: set[str] = field(default_factory=set)
 
@@ -127,6 +131,7 @@ class MetricsCollector:
             if logger:
                 self.step_values[step_name] = tensor
             self.callback_metrics[step_name] = tensor
+            self.computed_at[step_name] = self.step
             if prog_bar:
                 self.progress_bar[step_name] = tensor
         if on_epoch:
@@ -155,9 +160,25 @@ class MetricsCollector:
         values = {name: acc.compute() for name, acc in self._epoch.items()}
         self._epoch.clear()
         self.callback_metrics.update(values)
+        for name in values:
+            self.computed_at[name] = self.step
         for name in self._prog_bar_names & set(values):
             self.progress_bar[name] = values[name]
         return values
+
+    def clear(self) -> None:
+        """Forget every callback and progress-bar value (after the sanity check)."""
+        self.callback_metrics.clear()
+        self.progress_bar.clear()
+        self.computed_at.clear()
+
+    def metrics_at(self, step: int) -> dict[str, float]:
+        """Callback metrics computed at ``step``, as floats."""
+        return {
+            name: _to_float(value)
+            for name, value in self.callback_metrics.items()
+            if self.computed_at.get(name) == step
+        }
 
     def metric(self, name: str) -> float | None:
         """Current value of a monitored metric, or ``None`` when it was never logged."""

@@ -1,4 +1,5 @@
-"""`Trainer`: Lightning's arguments and methods, with the step loop in Rust (`glmx._glmx.fit_loop`)."""
+"""`Trainer`: Lightning's arguments, public properties and callback dispatch. A run's state and
+control flow belong to :class:`glmx.trainer.fit_loop.FitLoop` (``trainer.fit_loop``)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,20 @@ import contextlib
 import functools
 import logging
 import os
-import random
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from glmx import _glmx
 from glmx.errors import TrainError
-from glmx.trainer import _distributed
-from glmx.trainer._loop import END_OF_EPOCH, FitLoopHooks
+from glmx.trainer import _distributed, stages
 from glmx.trainer.callbacks import Callback, ProgressBar
+from glmx.trainer.fit_loop import FitLoop
 from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger, TensorBoardLogger
-from glmx.trainer.metrics import MetricsCollector, batch_size_of
+from glmx.trainer.metrics import MetricsCollector
 from glmx.trainer.module import DataModule, Module
 from glmx.trainer.optim import SchedulerConfig
+from glmx.trainer.seed import seed_everything
 
 log = logging.getLogger("glmx.trainer")
 
@@ -35,49 +33,13 @@ _PRECISIONS = {
 }
 
 
-def seed_everything(seed: int, workers: bool = False) -> int:
-    """Seed Python, numpy and torch (all devices); returns the seed."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    os.environ["PL_GLOBAL_SEED"] = str(seed)
-    return seed
-
-
-class _StepRunner(torch.nn.Module):
-    """Routes ``forward`` to ``training_step`` so DDP's gradient hooks see the real step."""
-
-    def __init__(self, module: Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, batch: Any, batch_idx: int) -> Any:
-        return self.module.training_step(batch, batch_idx)
-
-
-def _limit(value: int | float | None, loader: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or value < 0:
-        raise TrainError(
-            f"{what} must be a non-negative int or a fraction in [0, 1], got {value!r}"
-        )
-    if isinstance(value, int) or (isinstance(value, float) and value > 1):
-        return int(value)
-    if value == 1.0:
-        return None
-    try:
-        return max(1, int(len(loader) * value)) if value > 0 else 0
-    except TypeError as exc:
-        raise TrainError(f"{what}={value} is a fraction, but the loader has no len()") from exc
-
-
 class Trainer:
     """Fits, validates, tests and predicts a :class:`glmx.Module` (Lightning's arguments).
 
-    The batch loop (accumulation, backward, gradient clipping, limits, stopping) runs in Rust;
-    ``training_step``, optimizers, schedulers, callbacks and loggers are called at step
-    boundaries. ``max_steps=-1`` and ``max_epochs=None`` mean 1000 epochs, as in Lightning.
+    ``fit`` hands the run to a :class:`~glmx.trainer.fit_loop.FitLoop` (``trainer.fit_loop``),
+    which owns its state and stopping rules. ``max_steps=-1`` and ``max_epochs=None`` mean 1000
+    epochs, as in Lightning; ``fast_dev_run`` runs that many train/val/test batches with
+    checkpointing, loggers, early stopping and job control off.
     """
 
     def __init__(
@@ -106,6 +68,7 @@ class Trainer:
         strategy: str = "auto",
         num_nodes: int = 1,
         sync_batchnorm: bool = False,
+        activation_checkpointing: bool = False,  # T18 (#18): see glmx.distributed
         default_root_dir: str | os.PathLike[str] | None = None,
         callbacks: list[Callback] | Callback | None = None,
         logger: bool | Logger | list[Logger] = True,
@@ -121,11 +84,16 @@ class Trainer:
             raise TrainError(
                 f"precision must be one of {sorted(map(str, _PRECISIONS))}, got {precision!r}"
             )
-        self.fast_dev_run = int(fast_dev_run)
-        if self.fast_dev_run:
+        if isinstance(fast_dev_run, bool) or fast_dev_run is None:
+            fast_dev_run = int(bool(fast_dev_run))
+        if not isinstance(fast_dev_run, int) or fast_dev_run < 0:
+            raise TrainError(f"fast_dev_run must be a bool or a positive int, got {fast_dev_run!r}")
+        self.fast_dev_run = fast_dev_run
+        if self.fast_dev_run:  # Lightning's `_init_debugging_flags`
             max_steps, max_epochs, num_sanity_val_steps = self.fast_dev_run, 1, 0
             limit_train_batches = limit_val_batches = limit_test_batches = self.fast_dev_run
             limit_predict_batches, logger, val_check_interval = self.fast_dev_run, False, 1.0
+            check_val_every_n_epoch = 1
         if max_steps == -1 and max_epochs is None:
             max_epochs = 1000
         if max_epochs == -1:
@@ -154,7 +122,14 @@ class Trainer:
         self.detect_nonfinite_loss = detect_nonfinite_loss
         self.enable_checkpointing = enable_checkpointing
         self.default_root_dir = Path(default_root_dir or os.getcwd())
-        self.dist = _distributed.setup(accelerator, devices, strategy, num_nodes)
+        # -- strategy hook (T18, #18): "fsdp" / FSDPStrategy, activation checkpointing --
+        from glmx.distributed import resolve_strategy, strategy_name
+
+        self.strategy = resolve_strategy(strategy, activation_checkpointing)
+        self.activation_checkpointing = activation_checkpointing
+        self.dist = _distributed.setup(
+            accelerator, devices, strategy_name(self.strategy), num_nodes
+        )
         self.device = self.dist.device
         self.callbacks: list[Callback] = (
             list(callbacks)
@@ -177,40 +152,20 @@ class Trainer:
             self.loggers = list(logger) if isinstance(logger, (list, tuple)) else [logger]
         for lg in self.loggers:
             lg.attach(self.default_root_dir, self.global_rank)
-        # run state
-        self.global_step = 0
-        self.current_epoch = 0
-        self.should_stop = False
-        self.sanity_checking = False
         self.optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler_configs: list[SchedulerConfig] = []
         self.lightning_module: Module | None = None
         self.datamodule: DataModule | None = None
-        self.estimated_stepping_batches: int | None = None
         self._metrics_train = MetricsCollector()
         self._metrics_eval = MetricsCollector(
             callback_metrics=self._metrics_train.callback_metrics,
             progress_bar=self._metrics_train.progress_bar,
+            computed_at=self._metrics_train.computed_at,
         )
         self._metrics = self._metrics_train
-        self._scaler: Any = None
-        self._step_runner: Any = None
-        self._last_loss: Any = None
-        self._last_grad_norm: float | None = None
-        self._val_loaders: list[Any] = []
-        self._train_batches: int | None = None
-        self._epoch_batches: int | None = None
-        self._val_limit: int | None = None
-        self._val_every: int | None = None
-        self._train_loader: Any = None
-        self._loader_restored = False
-        self._pending_rng_state: Any = None
         self._hook_cache: dict[str, list[Any]] = {}
         self._hook_key: tuple[int, int] | None = None
-        self._pending_epoch_rng_state: Any = None
-        self._epoch_rng_state: Any = None
-        self._next_batch_idx = 0
-        self._validated = False  # a real (not sanity) validation has run in this fit
+        self.fit_loop = FitLoop(self)  # the run's state (counters persist across fit calls)
 
     def _add_default_callbacks(self, enable_job_control: bool) -> None:
         # `glmx control` reaches every training through this callback (local files only).
@@ -227,6 +182,50 @@ class Trainer:
                 self.callbacks.append(SlurmRequeue())
 
     # -- properties users and callbacks read -----------------------------------------------
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps taken."""
+        return self.fit_loop.global_step
+
+    @property
+    def current_epoch(self) -> int:
+        """The current epoch (0-based); after an epoch ends, the number of epochs run."""
+        return self.fit_loop.current_epoch
+
+    @property
+    def should_stop(self) -> bool:
+        """Set it to ``True`` to stop training (honoured once ``min_epochs`` are done)."""
+        return self.fit_loop.should_stop
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        self.fit_loop.should_stop = bool(value)
+
+    @property
+    def sanity_checking(self) -> bool:
+        """Whether the pre-training validation sanity check is running."""
+        return self.fit_loop.sanity_checking
+
+    @property
+    def validated(self) -> bool:
+        """Whether a real (not sanity) validation has run in this fit."""
+        return self.fit_loop.validated
+
+    @property
+    def num_training_batches(self) -> int | None:
+        """Training batches per epoch (``None`` for a loader without a length)."""
+        return self.fit_loop.max_batches
+
+    @property
+    def estimated_stepping_batches(self) -> int | None:
+        """Optimizer steps the whole fit will take, when it can be known."""
+        loop = self.fit_loop
+        candidates = [self.max_steps] if self.max_steps else []
+        if loop.max_batches is not None and self.max_epochs is not None:
+            per_epoch = -(-loop.max_batches // self.accumulate_grad_batches)
+            candidates.append(per_epoch * self.max_epochs)
+        return min(candidates) if candidates else None
+
     @property
     def global_rank(self) -> int:
         """Rank of this process (0 when not distributed)."""
@@ -266,6 +265,15 @@ class Trainer:
         """A monitored metric as float, ``None`` if never logged."""
         return self._metrics_train.metric(name)
 
+    def metrics_computed_now(self) -> dict[str, float]:
+        """Callback metrics computed at the current global step (what a checkpoint may be
+        ranked by: a value from an earlier validation is never carried forward)."""
+        return self._metrics_train.metrics_at(self.global_step)
+
+    def missing_metric_error(self, name: str, who: str) -> TrainError:
+        """The error for a monitored metric that was never logged (lists what was)."""
+        return self._metrics_train.missing_metric_error(name, who)
+
     def is_log_step(self, step: int | None = None) -> bool:
         """Whether step metrics are written at ``step`` (every ``log_every_n_steps``)."""
         step = self.global_step if step is None else step
@@ -280,9 +288,6 @@ class Trainer:
             lg.log_metrics(values, step=step, epoch=self.current_epoch)
 
     # -- helpers used by the loop ------------------------------------------------------------
-    def _error(self, message: str) -> TrainError:
-        return TrainError(message)
-
     def _hooks_for(self, hook: str) -> list[Any]:
         """Callables that implement ``hook`` (callbacks first, then the module); hooks left at
         the base class' no-op are not called at all, which keeps per-step overhead low. The
@@ -350,9 +355,7 @@ class Trainer:
                 value = self.callback_metrics_float(cfg.monitor or "")
                 if value is None:
                     if cfg.strict:
-                        raise self._metrics.missing_metric_error(
-                            cfg.monitor or "", "ReduceLROnPlateau"
-                        )
+                        raise self.missing_metric_error(cfg.monitor or "", "ReduceLROnPlateau")
                     continue
                 cfg.scheduler.step(value)
             else:
@@ -366,7 +369,7 @@ class Trainer:
 
         return [c for c in self.callbacks if isinstance(c, (ModelCheckpoint, EarlyStopping))]
 
-    def _agree_to_stop(self) -> bool:
+    def sync_should_stop(self) -> bool:
         """Under DDP every rank must stop at the same step: stop when any rank wants to."""
         if self.dist.distributed:
             import torch.distributed as dist
@@ -376,63 +379,6 @@ class Trainer:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             self.should_stop = bool(flag.item())
         return self.should_stop
-
-    def _should_validate_mid_epoch(self, epoch: int, batch_idx: int) -> bool:
-        return (
-            self._val_every is not None
-            and (batch_idx + 1) % self._val_every == 0
-            and (self._epoch_batches is None or batch_idx + 1 < self._epoch_batches)
-            and self._should_validate_at_epoch_end(epoch)  # same epoch gating and limits
-        )
-
-    def _should_validate_at_epoch_end(self, epoch: int) -> bool:
-        if not self._val_loaders or self._val_limit == 0:
-            return False
-        every = self.check_val_every_n_epoch
-        return every is not None and (epoch + 1) % every == 0
-
-    def _run_validation(self, max_batches: int | None = None) -> dict[str, float]:
-        limit = self._val_limit if max_batches is None else max_batches
-        self._validated = self._validated or not self.sanity_checking
-        return self._eval_epoch(
-            "validation", self._val_loaders, limit, log=not self.sanity_checking
-        )
-
-    def _eval_epoch(
-        self, stage: str, loaders: list[Any], limit: int | None, log: bool = True
-    ) -> dict[str, float]:
-        """One pass of ``validation_step`` or ``test_step`` over ``loaders`` with Lightning's
-        hooks; returns the epoch metrics (batch-size-weighted means)."""
-        module = self.lightning_module
-        assert module is not None
-        step = module.validation_step if stage == "validation" else module.test_step
-        self._metrics = self._metrics_eval
-        self._metrics_eval.stage = stage
-        was_training = module.training
-        module.eval()
-        try:
-            self._call(f"on_{stage}_start")
-            self._call(f"on_{stage}_epoch_start")
-            with torch.no_grad():
-                for loader in loaders:
-                    for batch_idx, batch in enumerate(loader):
-                        if limit is not None and batch_idx >= limit:
-                            break
-                        batch = self._to_device(batch)
-                        self._metrics_eval.batch_size = batch_size_of(batch)
-                        self._call(f"on_{stage}_batch_start", batch, batch_idx)
-                        with self._autocast():
-                            outputs = step(batch, batch_idx)
-                        self._call(f"on_{stage}_batch_end", outputs, batch, batch_idx)
-            self._call(f"on_{stage}_epoch_end")
-            values = self._metrics_eval.finish_epoch()
-            if log:
-                self.log_metrics_now(values)
-            self._call(f"on_{stage}_end")
-        finally:
-            module.train(was_training)
-            self._metrics = self._metrics_train
-        return values
 
     # -- public API --------------------------------------------------------------------------
     def fit(
@@ -444,9 +390,7 @@ class Trainer:
         ckpt_path: str | os.PathLike[str] | None = None,
     ) -> None:
         """Train ``model``; resume from ``ckpt_path`` ("last", "best" or a path) if given."""
-        from glmx.trainer import _fit
-
-        _fit.run_fit(self, model, train_dataloaders, val_dataloaders, datamodule, ckpt_path)
+        self.fit_loop.run(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path)
 
     def validate(
         self,
@@ -457,9 +401,7 @@ class Trainer:
         verbose: bool = True,
     ) -> list[dict[str, float]]:
         """Run one validation epoch; returns ``[metrics]`` (printed when ``verbose``)."""
-        from glmx.trainer import _fit
-
-        return _fit.run_eval(self, "validate", model, dataloaders, datamodule, ckpt_path, verbose)
+        return stages.run_eval(self, "validate", model, dataloaders, datamodule, ckpt_path, verbose)
 
     def test(
         self,
@@ -470,9 +412,7 @@ class Trainer:
         verbose: bool = True,
     ) -> list[dict[str, float]]:
         """Run one test epoch; returns ``[metrics]`` (printed when ``verbose``)."""
-        from glmx.trainer import _fit
-
-        return _fit.run_eval(self, "test", model, dataloaders, datamodule, ckpt_path, verbose)
+        return stages.run_eval(self, "test", model, dataloaders, datamodule, ckpt_path, verbose)
 
     def predict(
         self,
@@ -482,9 +422,7 @@ class Trainer:
         ckpt_path: str | None = None,
     ) -> list[Any]:
         """Return ``predict_step`` outputs for every batch."""
-        from glmx.trainer import _fit
-
-        return _fit.run_predict(self, model, dataloaders, datamodule, ckpt_path)
+        return stages.run_predict(self, model, dataloaders, datamodule, ckpt_path)
 
     def save_checkpoint(self) -> Path:
         """Save a checkpoint now (through the ModelCheckpoint callback's manager) and wait."""
@@ -492,41 +430,12 @@ class Trainer:
 
         for cb in self.callbacks:
             if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
-                path = save(self, cb.manager, self._next_batch_idx)
+                path = save(self, cb.manager)
                 cb.manager.wait()
                 return path
         raise TrainError(
             "save_checkpoint() needs checkpointing: pass enable_checkpointing=True during fit"
         )
-
-    def _fit_loop(self, hooks: FitLoopHooks, params: Iterable[torch.Tensor]) -> None:
-        config = {
-            "max_steps": self.max_steps,
-            "max_epochs": self.max_epochs,
-            "accumulate_grad_batches": self.accumulate_grad_batches,
-            "gradient_clip_val": self.gradient_clip_val,
-            "gradient_clip_algorithm": self.gradient_clip_algorithm,
-            "limit_train_batches": self._train_batches,
-            "batches_per_epoch": self._epoch_batches,
-            "detect_nonfinite_loss": self.detect_nonfinite_loss,
-            "scale_loss": self._scaler is not None,
-            "after_backward_hook": bool(self._hooks_for("on_after_backward")),
-            "before_optimizer_step_hook": self._scaler is not None
-            or bool(self._hooks_for("on_before_optimizer_step")),
-        }
-        state = (self.global_step, self.current_epoch, self._resume_batch_idx)
-        step, epoch, _ = _glmx.fit_loop(hooks, list(params), config, state, END_OF_EPOCH)
-        self.global_step = step
-        self.current_epoch = min(epoch, self.max_epochs) if self.max_epochs is not None else epoch
-
-    _resume_batch_idx = 0
-
-
-def _num_batches(loader: Any) -> int | None:
-    try:
-        return len(loader)
-    except TypeError:
-        return None
 
 
 __all__ = ["Trainer", "seed_everything"]

@@ -1,0 +1,217 @@
+"""What `Trainer.fit`, `validate`, `test` and `predict` share: attaching the module and data,
+one evaluation epoch with Lightning's hooks, teardown, and the `limit_*_batches` rules."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from glmx.errors import TrainError
+from glmx.trainer.metrics import batch_size_of
+
+if TYPE_CHECKING:
+    from glmx.trainer.module import DataModule, Module
+    from glmx.trainer.trainer import Trainer
+
+log = logging.getLogger("glmx.trainer")
+
+
+def as_list(loaders: Any) -> list[Any]:
+    """One loader or several, as a list (``None`` entries dropped)."""
+    if loaders is None:
+        return []
+    if isinstance(loaders, (list, tuple)):
+        return [x for x in loaders if x is not None]
+    return [loaders]
+
+
+def num_batches(loader: Any) -> int | None:
+    """``len(loader)``, ``None`` for an iterable without a length."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+def parse_limit(value: int | float | None, loader: Any, what: str) -> int | None:
+    """A ``limit_*_batches`` value as a batch count (``None``: the whole loader)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or value < 0:
+        raise TrainError(
+            f"{what} must be a non-negative int or a fraction in [0, 1], got {value!r}"
+        )
+    if isinstance(value, int) or (isinstance(value, float) and value > 1):
+        return int(value)
+    if value == 1.0:
+        return None
+    n = num_batches(loader) if loader is not None else 0
+    if n is None:
+        raise TrainError(f"{what}={value} is a fraction, but the loader has no len()")
+    return max(1, int(n * value)) if value > 0 else 0
+
+
+def attach(
+    trainer: Trainer, model: Module | None, datamodule: DataModule | None, stage: str
+) -> Module:
+    """Connect ``model`` (and ``datamodule``) to ``trainer`` and run the ``setup`` hooks."""
+    if model is None:
+        model = trainer.lightning_module
+    if model is None:
+        raise TrainError(f"Trainer.{stage}() needs a model: pass model=...")
+    if not hasattr(model, "training_step"):
+        raise TrainError(f"{type(model).__name__} is not a glmx.Module (no training_step)")
+    model.trainer = trainer
+    trainer.lightning_module = model
+    if datamodule is not None:
+        datamodule.trainer = trainer
+        trainer.datamodule = datamodule
+        if trainer.global_rank == 0:
+            datamodule.prepare_data()
+        if trainer.dist.distributed:
+            torch.distributed.barrier()
+        datamodule.setup(stage)
+    model.setup(stage)
+    for cb in trainer.callbacks:
+        cb.setup(trainer, model, stage)
+    model.to(trainer.device)
+    return model
+
+
+def teardown(trainer: Trainer, model: Module, stage: str) -> None:
+    """The ``teardown`` hooks, then the loggers are closed."""
+    for cb in trainer.callbacks:
+        cb.teardown(trainer, model, stage)
+    model.teardown(stage)
+    if trainer.datamodule is not None:
+        trainer.datamodule.teardown(stage)
+    for lg in trainer.loggers:
+        lg.finalize()
+
+
+def eval_epoch(
+    trainer: Trainer, stage: str, loaders: list[Any], limit: int | None, log_values: bool = True
+) -> dict[str, float]:
+    """One pass of ``validation_step`` or ``test_step`` over ``loaders`` with Lightning's
+    hooks; returns the epoch metrics (batch-size-weighted means)."""
+    module = trainer.lightning_module
+    assert module is not None
+    step = module.validation_step if stage == "validation" else module.test_step
+    metrics = trainer._metrics_eval
+    trainer._metrics = metrics
+    metrics.stage = stage
+    metrics.step = trainer.global_step
+    was_training = module.training
+    module.eval()
+    try:
+        trainer._call(f"on_{stage}_start")
+        trainer._call(f"on_{stage}_epoch_start")
+        with torch.no_grad():
+            for loader in loaders:
+                for batch_idx, batch in enumerate(loader):
+                    if limit is not None and batch_idx >= limit:
+                        break
+                    batch = trainer._to_device(batch)
+                    metrics.batch_size = batch_size_of(batch)
+                    trainer._call(f"on_{stage}_batch_start", batch, batch_idx)
+                    with trainer._autocast():
+                        outputs = step(batch, batch_idx)
+                    trainer._call(f"on_{stage}_batch_end", outputs, batch, batch_idx)
+        trainer._call(f"on_{stage}_epoch_end")
+        values = metrics.finish_epoch()
+        if log_values:
+            trainer.log_metrics_now(values)
+        trainer._call(f"on_{stage}_end")
+    finally:
+        module.train(was_training)
+        trainer._metrics = trainer._metrics_train
+    return values
+
+
+def _restore_weights(trainer: Trainer, model: Module, ckpt_path: Any) -> None:
+    if ckpt_path is not None:
+        from glmx.trainer import checkpointing
+
+        checkpointing.restore(trainer, model, ckpt_path, weights_only=True)
+
+
+def run_eval(
+    trainer: Trainer,
+    stage: str,
+    model: Module | None,
+    dataloaders: Any,
+    datamodule: DataModule | None,
+    ckpt_path: Any,
+    verbose: bool = False,
+) -> list[dict[str, float]]:
+    """``Trainer.validate`` / ``Trainer.test``."""
+    model = attach(trainer, model, datamodule, stage)
+    _restore_weights(trainer, model, ckpt_path)
+    loaders = as_list(dataloaders)
+    if not loaders and trainer.datamodule is not None:
+        loaders = as_list(
+            trainer.datamodule.val_dataloader()
+            if stage == "validate"
+            else trainer.datamodule.test_dataloader()
+        )
+    if not loaders:
+        raise TrainError(
+            f"Trainer.{stage}() needs data: pass dataloaders= or a datamodule with loaders"
+        )
+    try:
+        if stage == "validate":
+            limit = parse_limit(trainer.limit_val_batches, loaders[0], "limit_val_batches")
+            values = eval_epoch(trainer, "validation", loaders, limit)
+        else:
+            limit = parse_limit(trainer.limit_test_batches, loaders[0], "limit_test_batches")
+            values = eval_epoch(trainer, "test", loaders, limit)
+    finally:
+        teardown(trainer, model, stage)
+    if verbose and trainer.is_global_zero:
+        _print_results(stage, values)
+    return [values]
+
+
+def _print_results(stage: str, values: dict[str, float]) -> None:
+    """Lightning's results table, in plain text."""
+    if not values:
+        return
+    width = max(len(k) for k in values)
+    print(f"{stage} results:")
+    for name, value in sorted(values.items()):
+        print(f"  {name:<{width}}  {value:.6g}")
+
+
+def run_predict(
+    trainer: Trainer,
+    model: Module | None,
+    dataloaders: Any,
+    datamodule: DataModule | None,
+    ckpt_path: Any,
+) -> list[Any]:
+    """``Trainer.predict``."""
+    model = attach(trainer, model, datamodule, "predict")
+    _restore_weights(trainer, model, ckpt_path)
+    loaders = as_list(dataloaders)
+    if not loaders and trainer.datamodule is not None:
+        loaders = as_list(trainer.datamodule.predict_dataloader())
+    if not loaders:
+        raise TrainError(
+            "Trainer.predict() needs data: pass dataloaders= or a datamodule with predict_dataloader"
+        )
+    limit = parse_limit(trainer.limit_predict_batches, loaders[0], "limit_predict_batches")
+    model.eval()
+    outputs = []
+    try:
+        with torch.no_grad():
+            for loader in loaders:
+                for batch_idx, batch in enumerate(loader):
+                    if limit is not None and batch_idx >= limit:
+                        break
+                    with trainer._autocast():
+                        outputs.append(model.predict_step(trainer._to_device(batch), batch_idx))
+    finally:
+        teardown(trainer, model, "predict")
+    return outputs
