@@ -85,21 +85,24 @@ class CheckpointCoordinator:
         cls,
         run_dir: _StrPath,
         *,
-        world_size: int = 1,
-        rank: int = 0,
+        world_size: int | None = None,
+        rank: int | None = None,
         local_world_size: int | None = None,
         group_size: int | None = None,
         save_total_limit: int | None = None,
-        keep_best: int = 0,
+        keep_best: int | None = None,
         monitor: str | None = None,
         mode: str = "min",
-        max_shard_size: int = 5000000000,
-        barrier_timeout_s: float = 600.0,
+        max_shard_size: int | None = None,
+        barrier_timeout_s: float | None = None,
         torch_version: str = ...,
         validate_replicated: bool = False,
+        session: str = ...,
     ) -> Self:
         """Opens the coordinator for ``run_dir``; ``mode`` is ``"min"`` or ``"max"``; ``torch_version``
-        (recorded in manifests) defaults to empty."""
+        (recorded in manifests) and ``session`` default to empty. ``None`` means the default
+        (world size 1, rank 0, keep_best 0, 5 GB shards, 600 s barrier); every number is
+        validated (``CheckpointError`` naming it)."""
 
     def save(
         self,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import math
+import os
 import re
 import warnings
 import weakref
@@ -20,7 +22,7 @@ from glmx.ckpt._mmap import read_mapped
 from glmx.ckpt._nested import flatten_state, unflatten_state
 from glmx.errors import CheckpointError
 
-__all__ = ["CheckpointInfo", "CheckpointManager", "SHARING_PATTERNS"]
+__all__ = ["CheckpointInfo", "CheckpointManager", "SHARING_PATTERNS", "launch_session"]
 
 SHARING_PATTERNS = ("GLOBAL", "REPLICATED", "PER_RANK", "PER_GROUP", "PER_NODE")
 #: Components that default to PER_RANK; everything else defaults to GLOBAL.
@@ -53,6 +55,24 @@ def _metric_value(name: str, value: Any) -> Any:
             f"metric '{name}' has type {type(value).__name__}; pass numbers or strings"
         )
     return value
+
+
+_SESSION_VARS = (
+    "TORCHELASTIC_RUN_ID",
+    "TORCHELASTIC_RESTART_COUNT",
+    "SLURM_JOB_ID",
+    "SLURM_RESTART_COUNT",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
+
+
+def launch_session() -> str:
+    """An id of this launch that every rank computes alike from the launcher's environment
+    (torchrun's run id and restart count, SLURM's job id and restart count, the rendezvous
+    address); empty when none of them is set (a single process)."""
+    parts = [f"{k}={os.environ[k]}" for k in _SESSION_VARS if k in os.environ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16] if parts else ""
 
 
 def _wait_quietly(ref: weakref.ref) -> None:
@@ -92,7 +112,13 @@ class CheckpointManager:
         max_shard_size: Model weights above this many bytes are sharded (default 5 GB, as HF).
         validate_replicated: Ranks > 0 checksum their REPLICATED components and rank 0 fails
             the save when a replica differs (catches DDP desynchronisation).
-        barrier_timeout: Seconds rank 0 waits for the other ranks' files.
+        barrier_timeout: Seconds rank 0 waits for the other ranks' files (finite, >= 0).
+        session: Identifies this launch, equal on every rank; rank 0 never commits a part a
+            rank wrote in another session (an interrupted launch). Default: derived from the
+            launcher's environment (see :func:`launch_session`).
+
+    Invalid arguments (``rank=-1``, ``save_total_limit=-1``, ``barrier_timeout=nan``) raise
+    :class:`glmx.CheckpointError` naming the argument.
     """
 
     def __init__(
@@ -111,6 +137,7 @@ class CheckpointManager:
         max_shard_size: int = 5_000_000_000,
         validate_replicated: bool = False,
         barrier_timeout: float = 600.0,
+        session: str | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.async_save = async_save
@@ -131,6 +158,7 @@ class CheckpointManager:
             barrier_timeout_s=barrier_timeout,
             torch_version=torch.__version__,
             validate_replicated=validate_replicated,
+            session=launch_session() if session is None else str(session),
         )
         # A script that ends right after an async save still gets its checkpoint committed.
         atexit.register(_wait_quietly, weakref.ref(self))
@@ -210,9 +238,8 @@ class CheckpointManager:
             native_components.append((name, pattern, tensors, file_meta, json.dumps(info)))
         metric_values = {k: _metric_value(k, v) for k, v in (metrics or {}).items()}
         use_async = self.async_save if async_save is None else async_save
-        path = self._native.save(
-            int(step), model, native_components, json.dumps(metric_values), use_async
-        )
+        # step is validated by the native side (CheckpointError for -1, 2**64, 1.5, ...)
+        path = self._native.save(step, model, native_components, json.dumps(metric_values), use_async)
         return Path(path)
 
     def wait(self) -> Path | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -96,12 +97,23 @@ def run(args: argparse.Namespace, command: str) -> int:
     """Runs one ``control`` action."""
     action = args.action
     if action == "list":
-        jobs = [j for j in control.list_jobs() if args.all or j.alive]
+        found, problems = control.scan_jobs()
+        jobs = [j for j in found if args.all or j.alive]
         if args.format == "json":
             print(json.dumps([j.to_dict() for j in jobs], indent=1))
         elif jobs:
             print_table([_row(j) for j in jobs])
-        return 0
+        elif found:
+            print(f"no live jobs ({len(found)} ended; `glmx control list -a` shows them)")
+        else:
+            print(f"no jobs registered in {control.control_dir(create=False)}")
+        for problem in problems:
+            print(
+                f"glmx control: error: malformed job entry {problem} "
+                "(`glmx control cleanup` removes it)",
+                file=sys.stderr,
+            )
+        return 2 if problems else 0
     if action == "cleanup":
         removed = control.cleanup(force=args.force)
         for job_id in removed:

@@ -156,14 +156,12 @@ def run(args: argparse.Namespace, command: str) -> int:
         _print_rows([_row(r) for r in index.runs(args.status)], args.format)
     elif args.action == "show":
         from glmx.tracking import RunRecord
+        from glmx.tracking.index import read_events
 
         r = index.get(args.id)
         record = RunRecord(r["run_dir"])
-        print(
-            json.dumps(
-                {**r, "config": record.config(), "events": record.events()}, indent=1, default=str
-            )
-        )
+        events = read_events(r["run_dir"])
+        print(json.dumps({**r, "config": record.config(), "events": events}, indent=1, default=str))
     elif args.action == "compare":
         _compare(index, args.ids)
     elif args.action == "export":

@@ -3,7 +3,10 @@
 Jobs never write to SQLite (SQLite locking is unreliable on NFS/Lustre); they only append to
 their own run files. The indexer copies the current index, updates the runs whose files
 changed, and atomically renames the new file into place, so concurrent indexers and readers
-on a shared filesystem always see a complete index, and a lost index is rebuilt from the runs.
+on a shared filesystem always see a complete index, and a lost or corrupt index is rebuilt from
+the runs (with a warning). Event files are read defensively: only regular files up to
+:data:`MAX_EVENTS_BYTES` (a FIFO cannot block the reader), and a malformed event line is
+skipped with a warning naming ``file:line``.
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ import os
 import secrets
 import shutil
 import sqlite3
+import stat
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from glmx.errors import GlmxError
-from glmx.tracking.record import EVENTS_FILE, HEARTBEAT_FILE, RECORD_DIR, RunRecord
+from glmx.tracking.record import EVENTS_FILE, HEARTBEAT_FILE, RECORD_DIR, RunRecord, fold
+
+#: Largest ``events.jsonl`` (or heartbeat file) the index reads, in bytes.
+MAX_EVENTS_BYTES = 64 * 1024 * 1024
+_NOWHERE = Path("/nonexistent/glmx-event-check")
 
 INDEX_NAME = ".glmx-index.sqlite"
 COLUMNS = (
@@ -67,6 +76,82 @@ def find_run_dirs(roots: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
 
 
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """Contents of ``path`` if it is a regular file of at most ``limit`` bytes, else None
+    (with a warning unless it is missing). Opened non-blocking: a FIFO never blocks."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        warnings.warn(f"{path}: cannot read ({err.strerror}); skipped", stacklevel=3)
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            warnings.warn(f"{path}: not a regular file; skipped", stacklevel=3)
+            return None
+        if st.st_size > limit:
+            warnings.warn(f"{path}: {st.st_size} bytes exceeds {limit}; skipped", stacklevel=3)
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1)[:limit]
+    finally:
+        os.close(fd)
+
+
+def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The events of the run in ``run_dir``; a line cut by a crash is skipped silently, a
+    malformed event (bad JSON, wrong field types) with a warning naming ``file:line``."""
+    path = Path(run_dir) / RECORD_DIR / EVENTS_FILE
+    data = _read_regular(path, MAX_EVENTS_BYTES)
+    if data is None:
+        return []
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number < len(lines) - 1 or data.endswith(b"\n"):
+                warnings.warn(f"{path}:{number}: skipping malformed event ({err})", stacklevel=2)
+            continue
+        if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+            warnings.warn(f"{path}:{number}: skipping malformed event (no 'event')", stacklevel=2)
+            continue
+        try:
+            fold([event], _NOWHERE, None)
+        except Exception as err:  # any field of the wrong type
+            warnings.warn(
+                f"{path}:{number}: skipping malformed event ({type(err).__name__}: {err})",
+                stacklevel=2,
+            )
+            continue
+        out.append(event)
+    return out
+
+
+def run_summary(run_dir: str | os.PathLike[str], now: float | None = None) -> dict[str, Any]:
+    """What :meth:`RunRecord.summary` returns, read defensively (see :func:`read_events`)."""
+    record = RunRecord(run_dir)
+    raw = _read_regular(record.dir / HEARTBEAT_FILE, 4096)
+    try:
+        heartbeat = float(raw.decode().strip()) if raw else None
+    except ValueError:
+        heartbeat = None
+    logs = record.run_dir / "trainer_logs.json"
+    if logs.exists() and not logs.is_file():
+        warnings.warn(f"{logs}: not a regular file; metrics skipped", stacklevel=2)
+        summary = fold(read_events(run_dir), _NOWHERE, heartbeat, now)
+        if summary["name"] == _NOWHERE.name:
+            summary["name"] = record.run_dir.name
+        summary["run_dir"] = str(record.run_dir)
+        return summary
+    return fold(read_events(run_dir), record.run_dir, heartbeat, now)
+
+
 def _signature(run_dir: Path) -> str:
     parts = []
     for rel in (
@@ -106,10 +191,20 @@ class ExperimentIndex:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        if self.path.exists():
-            shutil.copyfile(self.path, tmp)
         try:
-            count = self._update(tmp, slurm_states or {})
+            if self.path.is_file():
+                shutil.copyfile(self.path, tmp)
+            try:
+                count = self._update(tmp, slurm_states or {})
+            except (sqlite3.DatabaseError, ValueError, TypeError) as err:
+                # A corrupt (or foreign) index: it only caches the run files, so rebuild it.
+                warnings.warn(
+                    f"experiment index {self.path} is unreadable ({err}); rebuilding it from "
+                    "the run records",
+                    stacklevel=2,
+                )
+                tmp.unlink(missing_ok=True)
+                count = self._update(tmp, slurm_states or {})
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -122,6 +217,7 @@ class ExperimentIndex:
             old = {
                 row[0]: (row[1], row[2])
                 for row in con.execute("SELECT run_dir, signature, summary FROM runs")
+                if isinstance(row[2], str)
             }
             seen = set()
             now = time.time()
@@ -138,7 +234,7 @@ class ExperimentIndex:
                     and not slurm_states
                 ):
                     continue
-                summary = RunRecord(run_dir).summary(now=now)
+                summary = run_summary(run_dir, now=now)
                 if summary["id"] is None:
                     continue
                 harvested = slurm_states.get(summary["id"])
@@ -170,13 +266,12 @@ class ExperimentIndex:
             con.close()
 
     def _connect(self) -> sqlite3.Connection:
-        if not self.path.exists():
+        if not self.path.is_file():
             self.refresh()
         con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         return con
 
-    def runs(self, status: str | None = None) -> list[dict[str, Any]]:
-        """Summaries of all indexed runs, newest first (optionally only one ``status``)."""
+    def _query(self, status: str | None) -> list[dict[str, Any]]:
         con = self._connect()
         try:
             query = "SELECT summary FROM runs"
@@ -184,16 +279,24 @@ class ExperimentIndex:
             if status:
                 query += " WHERE status = ?"
                 args = (status,)
-            rows = [json.loads(r[0]) for r in con.execute(query + " ORDER BY created DESC", args)]
+            return [json.loads(r[0]) for r in con.execute(query + " ORDER BY created DESC", args)]
         finally:
             con.close()
-        return rows
+
+    def runs(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Summaries of all indexed runs, newest first (optionally only one ``status``). A
+        corrupt index is rebuilt from the run records."""
+        try:
+            return self._query(status)
+        except (sqlite3.DatabaseError, ValueError, TypeError):
+            self.refresh()
+            return self._query(status)
 
     def get(self, ref: str) -> dict[str, Any]:
         """One run by id, unique id prefix, name or run directory; raises with the candidates."""
         path = Path(ref)
         if (path / RECORD_DIR / EVENTS_FILE).exists():
-            return RunRecord(path).summary()
+            return run_summary(path)
         runs = self.runs()
         exact = [r for r in runs if ref in (r["id"], r["name"], r["run_dir"])]
         matches = exact or [r for r in runs if str(r["id"]).startswith(ref)]

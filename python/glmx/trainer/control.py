@@ -9,8 +9,8 @@ never in the middle of gradient accumulation.
 
 from __future__ import annotations
 
+import logging
 import os
-import shutil
 import socket
 import sys
 import time
@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from glmx import control
+from glmx.control._entry import JobEntry
 from glmx.trainer.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from glmx.trainer.trainer import Trainer
 
 __all__ = ["JobControl"]
+
+log = logging.getLogger("glmx.control")
 
 # command codes broadcast as one int64 (0: nothing to do)
 _CODES = {name: i + 1 for i, name in enumerate(control.COMMANDS)}
@@ -57,6 +60,7 @@ class JobControl(Callback):
         self.keep_entry = keep_entry
         self.job_id: str | None = None
         self.path: Path | None = None
+        self._entry: JobEntry | None = None
         self._last_step = -1
         self._last_write = 0.0
         self._t0 = 0.0
@@ -78,9 +82,6 @@ class JobControl(Callback):
             return
         host = socket.gethostname().split(".")[0]
         self.job_id = f"{host}-{os.getpid()}"
-        self.path = control.control_dir() / self.job_id
-        (self.path / "commands").mkdir(mode=0o700, parents=True, exist_ok=True)
-        (self.path / "results").mkdir(mode=0o700, exist_ok=True)
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -91,7 +92,17 @@ class JobControl(Callback):
             "world_size": trainer.world_size,
             "started": time.time(),
         }
-        control.write_json(self.path / "job.json", info)
+        if self._entry is not None:
+            self._entry.close()
+        try:
+            self._entry = JobEntry(self.job_id, info)
+        except (control.ControlError, OSError) as err:
+            # An unusable control directory (e.g. planted by another user) must not stop the
+            # training; it only makes it uncontrollable.
+            self._entry = None
+            log.warning("job control is off for this fit: %s", err)
+            return
+        self.path = self._entry.path
         self._state = "running"
         self._write_status(trainer, force=True)
 
@@ -100,6 +111,9 @@ class JobControl(Callback):
             return
         self._state = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
         self._write_status(trainer, force=True)
+        if self._entry is not None:
+            self._entry.close()
+            self._entry = None
 
     def on_fit_end(self, trainer: Trainer, pl_module: Module) -> None:
         if self.path is None:
@@ -107,8 +121,9 @@ class JobControl(Callback):
         if self._state == "running":
             self._state = "finished"
         self._write_status(trainer, force=True)
-        if not self.keep_entry:
-            shutil.rmtree(self.path, ignore_errors=True)
+        if self._entry is not None:
+            self._entry.close(remove=not self.keep_entry)
+            self._entry = None
 
     # -- status -------------------------------------------------------------------------------
     def _eta_s(self, trainer: Trainer) -> float | None:
@@ -124,7 +139,7 @@ class JobControl(Callback):
 
     def _write_status(self, trainer: Trainer, force: bool = False) -> None:
         now = time.monotonic()
-        if self.path is None or (not force and now - self._last_write < self.status_interval_s):
+        if self._entry is None or (not force and now - self._last_write < self.status_interval_s):
             return
         if now > self._rate_t and self._tokens > self._rate_tokens:
             self._tokens_per_sec = (self._tokens - self._rate_tokens) / (now - self._rate_t)
@@ -145,26 +160,25 @@ class JobControl(Callback):
             "last_checkpoint": self._checkpoint,
             "updated": time.time(),
         }
-        control.write_json(self.path / "status.json", status)
+        self._entry.write_status(status)
         self._last_write = now
 
     # -- commands -----------------------------------------------------------------------------
     def _next_command(self) -> int:
-        """Rank 0: the oldest queued command's code (its file is consumed), 0 when none."""
-        if self.path is None:
+        """Rank 0: the oldest queued command's code (its file is consumed), 0 when none.
+        Unknown commands and malformed files are skipped with a warning (see JobEntry)."""
+        if self._entry is None:
             return 0
-        try:
-            names = sorted(n for n in os.listdir(self.path / "commands") if n.endswith(".json"))
-        except OSError:
-            return 0
-        for name in names:
-            file = self.path / "commands" / name
-            request = control.read_json(file) or {}
-            file.unlink(missing_ok=True)
-            code = _CODES.get(str(request.get("command")), 0)
+        while (found := self._entry.next_command()) is not None:
+            command, request = found
+            code = _CODES.get(command, 0)
             if code:
-                self._pending[str(code)] = name[: -len(".json")]
+                self._pending[str(code)] = request
                 return code
+            self._entry.write_result(
+                request,
+                {"command": command, "ok": False, "error": f"unknown command '{command}'"},
+            )
         return 0
 
     def _agree(self, trainer: Trainer, code: int) -> int:
@@ -221,9 +235,9 @@ class JobControl(Callback):
         except Exception as err:  # reported to the sender; training goes on
             result.update(ok=False, error=f"{type(err).__name__}: {err}")
         request = self._pending.pop(str(_CODES[command]), None)
-        if self.path is not None and request is not None:
+        if self._entry is not None and request is not None:
             result["finished"] = time.time()
-            control.write_json(self.path / "results" / f"{request}.json", result)
+            self._entry.write_result(request, result)
 
 
 def _save_now(trainer: Trainer, batch_idx: int) -> Path:

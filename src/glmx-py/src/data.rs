@@ -2,15 +2,23 @@
 
 use std::sync::{Arc, Mutex};
 
+use glmx_core::data::loader::{check_limits, MAX_PREFETCH, MAX_THREADS};
 use glmx_core::data::windows::WindowSpec;
 use glmx_core::data::{
-    Batch, Dataset, DatasetConfig, Loader, LoaderConfig, MaskSpec, Next, Position,
+    check_spec, Batch, Dataset, DatasetConfig, Loader, LoaderConfig, MaskSpec, Next, Position,
 };
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::BindingResult;
+use crate::errors::{float_arg, guard, uint_arg, ArgKind, BindingResult};
+
+/// Longest window (and stride) accepted, in bases.
+const MAX_SEQ_LEN: u64 = 1 << 32;
+/// Largest per-rank batch accepted.
+const MAX_BATCH: u64 = 1 << 24;
+/// Largest world size accepted.
+const MAX_RANKS: u64 = 1 << 24;
 use crate::gil::run_released;
 use crate::tensor::to_py;
 
@@ -50,63 +58,88 @@ impl NativeDnaLoader {
     fn new(
         py: Python<'_>,
         paths: Vec<String>,
-        seq_len: u64,
-        stride: u64,
+        seq_len: &Bound<'_, PyAny>,
+        stride: &Bound<'_, PyAny>,
         regions: Option<String>,
-        max_n_fraction: Option<f64>,
+        max_n_fraction: Option<&Bound<'_, PyAny>>,
         skip_invalid: bool,
-        batch_size: u64,
+        batch_size: &Bound<'_, PyAny>,
         shuffle: bool,
-        seed: u64,
-        rank: u64,
-        world_size: u64,
+        seed: &Bound<'_, PyAny>,
+        rank: &Bound<'_, PyAny>,
+        world_size: &Bound<'_, PyAny>,
         drop_last: bool,
-        num_threads: usize,
-        prefetch: usize,
+        num_threads: &Bound<'_, PyAny>,
+        prefetch: &Bound<'_, PyAny>,
         pin_memory: bool,
         compact: bool,
-        mlm_probability: f64,
-        mask_fraction: f64,
-        random_fraction: f64,
-        rc_prob: f64,
-        soft_masked_weight: f32,
+        mlm_probability: &Bound<'_, PyAny>,
+        mask_fraction: &Bound<'_, PyAny>,
+        random_fraction: &Bound<'_, PyAny>,
+        rc_prob: &Bound<'_, PyAny>,
+        soft_masked_weight: &Bound<'_, PyAny>,
         epoch_in_rng: bool,
     ) -> BindingResult<Self> {
-        let dcfg = DatasetConfig {
-            paths,
-            regions,
-            windows: WindowSpec {
-                seq_len,
-                stride,
-                max_n_fraction,
-                skip_short: skip_invalid,
-            },
-            skip_invalid,
-        };
-        let data = run_released(py, |_| Dataset::open(&dcfg))?;
-        let mask = MaskSpec {
-            mlm_probability,
-            mask_fraction,
-            random_fraction,
-            rc_prob,
-            soft_masked_weight,
-        };
-        let cfg = LoaderConfig {
-            batch_size,
-            shuffle,
-            seed,
-            rank,
-            world_size,
-            drop_last,
-            num_threads,
-            prefetch,
-            pin_memory,
-            compact,
-            mask,
-            epoch_in_rng,
-        };
-        Ok(Self {
-            loader: Mutex::new(Loader::new(Arc::new(data), cfg)?),
+        guard("NativeDnaLoader()", || {
+            let k = ArgKind::Data;
+            let unit = |name, obj| float_arg(k, name, obj, 0.0, 1.0);
+            let seq_len = uint_arg(k, "seq_len", seq_len, 1, MAX_SEQ_LEN)?;
+            let stride = uint_arg(k, "stride", stride, 1, MAX_SEQ_LEN)?;
+            let batch_size = uint_arg(k, "batch_size", batch_size, 1, MAX_BATCH)?;
+            let seed = uint_arg(k, "seed", seed, 0, u64::MAX)?;
+            let world_size = uint_arg(k, "world_size", world_size, 1, MAX_RANKS)?;
+            let rank = uint_arg(k, "rank", rank, 0, world_size - 1)?;
+            let num_threads = uint_arg(k, "num_threads", num_threads, 1, MAX_THREADS as u64)?;
+            let prefetch = uint_arg(k, "prefetch", prefetch, 1, MAX_PREFETCH as u64)?;
+            let max_n_fraction = match max_n_fraction {
+                Some(obj) if !obj.is_none() => Some(unit("max_n_fraction", obj)?),
+                _ => None,
+            };
+            let mask = MaskSpec {
+                mlm_probability: unit("mlm_probability", mlm_probability)?,
+                mask_fraction: unit("mask_fraction", mask_fraction)?,
+                random_fraction: unit("random_fraction", random_fraction)?,
+                rc_prob: unit("rc_prob", rc_prob)?,
+                soft_masked_weight: float_arg(
+                    k,
+                    "soft_masked_weight",
+                    soft_masked_weight,
+                    0.0,
+                    f64::from(f32::MAX),
+                )? as f32,
+            };
+            let dcfg = DatasetConfig {
+                paths,
+                regions,
+                windows: WindowSpec {
+                    seq_len,
+                    stride,
+                    max_n_fraction,
+                    skip_short: skip_invalid,
+                },
+                skip_invalid,
+            };
+            let cfg = LoaderConfig {
+                batch_size,
+                shuffle,
+                seed,
+                rank,
+                world_size,
+                drop_last,
+                num_threads: num_threads as usize,
+                prefetch: prefetch as usize,
+                pin_memory,
+                compact,
+                mask,
+                epoch_in_rng,
+            };
+            // Settings are checked before the (possibly long) read of the data.
+            check_limits(&cfg)?;
+            check_spec(&cfg.mask)?;
+            let data = run_released(py, |_| Dataset::open(&dcfg))?;
+            Ok(Self {
+                loader: Mutex::new(Loader::new(Arc::new(data), cfg)?),
+            })
         })
     }
 
@@ -140,8 +173,12 @@ impl NativeDnaLoader {
     }
 
     /// Moves to (epoch, consumed) and stops any running producer.
-    fn seek(&mut self, epoch: u64, consumed: u64) -> BindingResult<()> {
-        Ok(self.get().seek(Position { epoch, consumed })?)
+    fn seek(&mut self, epoch: &Bound<'_, PyAny>, consumed: &Bound<'_, PyAny>) -> BindingResult<()> {
+        let epoch = uint_arg(ArgKind::Data, "epoch", epoch, 0, u64::MAX)?;
+        let consumed = uint_arg(ArgKind::Data, "consumed", consumed, 0, u64::MAX)?;
+        guard("NativeDnaLoader.seek", || {
+            Ok(self.get().seek(Position { epoch, consumed })?)
+        })
     }
 
     /// Stops the producer; prefetched batches are discarded, the position is kept.
@@ -150,23 +187,31 @@ impl NativeDnaLoader {
     }
 
     /// Raw text of window `index` (case preserved, before RC and masking).
-    fn window(&self, index: u64) -> BindingResult<String> {
+    fn window(&self, index: &Bound<'_, PyAny>) -> BindingResult<String> {
+        let index = uint_arg(ArgKind::Data, "index", index, 0, u64::MAX)?;
         let loader = self.peek();
         loader.dataset().origin(index)?;
         Ok(String::from_utf8_lossy(loader.dataset().window(index)).into_owned())
     }
 
     /// (record name, 0-based start) of window `index`.
-    fn origin(&self, index: u64) -> BindingResult<(String, u64)> {
+    fn origin(&self, index: &Bound<'_, PyAny>) -> BindingResult<(String, u64)> {
+        let index = uint_arg(ArgKind::Data, "index", index, 0, u64::MAX)?;
         Ok(self.peek().dataset().origin(index)?)
     }
 
     fn __iter__(mut slf: PyRefMut<'_, Self>) -> BindingResult<PyRefMut<'_, Self>> {
-        slf.get().start()?;
+        guard("NativeDnaLoader.__iter__", || Ok(slf.get().start()?))?;
         Ok(slf)
     }
 
     fn __next__(&mut self, py: Python<'_>) -> BindingResult<PyObject> {
+        guard("NativeDnaLoader.__next__", || self.next_inner(py))
+    }
+}
+
+impl NativeDnaLoader {
+    fn next_inner(&mut self, py: Python<'_>) -> BindingResult<PyObject> {
         // Fast path: a prefetched batch is waiting, no need to release the GIL.
         let loader = self.get();
         let batch = match loader.poll()? {

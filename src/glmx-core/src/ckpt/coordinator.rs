@@ -52,6 +52,10 @@ pub struct Options {
     pub torch_version: String,
     /// Ranks > 0 send checksums of REPLICATED components; rank 0 fails the save on a mismatch.
     pub validate_replicated: bool,
+    /// Identifies this launch of the run, the same on every rank (e.g. derived from the
+    /// launcher's run id and port). Rank 0 ignores part markers of another session, so a
+    /// half-written save left by an interrupted launch is never mistaken for this one's.
+    pub session: String,
 }
 
 impl Options {
@@ -145,7 +149,8 @@ pub(crate) fn as_ckpt(context: &str, err: CoreError) -> CoreError {
 }
 
 impl Coordinator {
-    /// Validates `opts`; rank 0 creates `checkpoints/` and removes leftovers of crashed saves.
+    /// Validates `opts`; rank 0 creates `checkpoints/` and removes leftovers of crashed saves
+    /// that cannot belong to a rank of this run (any start order of the ranks is safe).
     pub fn new(opts: Options) -> Result<Self> {
         let bad = |m: String| Err(CoreError::Checkpoint(m));
         if opts.world_size == 0 || opts.rank >= opts.world_size {
@@ -166,7 +171,7 @@ impl Coordinator {
         if opts.rank == 0 {
             let root = opts.root();
             std::fs::create_dir_all(&root).map_err(|e| as_ckpt("", io_err(&root)(e)))?;
-            let removed = fsutil::cleanup_stale(&root)?;
+            let removed = fsutil::cleanup_stale(&root, opts.world_size == 1)?;
             if removed > 0 {
                 tracing::info!(
                     "removed {removed} incomplete checkpoint(s) left by an interrupted save in {}",

@@ -293,27 +293,37 @@ fn parse_header(
         let dtype = v.get("dtype").and_then(Value::as_str).unwrap_or("");
         let kind = kind_from_name(dtype)
             .ok_or_else(|| corrupt(path, format!("tensor '{name}' has unknown dtype '{dtype}'")))?;
-        let shape: Vec<i64> = v
-            .get("shape")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_i64).collect())
-            .ok_or_else(|| corrupt(path, format!("tensor '{name}' has no shape")))?;
-        let offs: Vec<u64> = v
+        // Every dimension a non-negative integer that fits i64, the element count not
+        // overflowing: a crafted shape can neither wrap around nor reach libtorch.
+        let dims = v.get("shape").and_then(Value::as_array).ok_or_else(|| {
+            corrupt(path, format!("tensor '{name}' has no shape"))
+        })?;
+        let shape: Option<Vec<i64>> = dims
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| i64::try_from(d).ok()))
+            .collect();
+        let shape = shape.filter(|s| s.len() <= 64).ok_or_else(|| {
+            corrupt(
+                path,
+                format!("tensor '{name}' has an invalid shape {dims:?} (non-negative integers only)"),
+            )
+        })?;
+        let bytes = shape
+            .iter()
+            .try_fold(kind.elt_size_in_bytes() as u64, |acc, &d| acc.checked_mul(d as u64));
+        let offs: Option<Vec<u64>> = v
             .get("data_offsets")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .map(|a| a.iter().map(Value::as_u64).collect())
             .unwrap_or_default();
-        let [start, end] = offs[..] else {
+        let Some([start, end]) = offs.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok())
+        else {
             return Err(corrupt(
                 path,
-                format!("tensor '{name}' has no data_offsets"),
+                format!("tensor '{name}' has no valid data_offsets (two non-negative integers)"),
             ));
         };
-        let numel: i64 = shape.iter().product();
-        if end < start
-            || end - start != numel.max(0) as u64 * kind.elt_size_in_bytes() as u64
-            || end > data_len
-        {
+        if end < start || bytes != Some(end - start) || end > data_len {
             return Err(corrupt(
                 path,
                 format!("tensor '{name}' has inconsistent offsets [{start}, {end}]"),
@@ -354,6 +364,11 @@ pub fn read_file(path: &Path, expected: Option<&FileRecord>) -> Result<FileConte
         path: path.display().to_string(),
         source,
     };
+    // Checked before opening: opening a FIFO for reading would block.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(corrupt(path, "not a regular file"));
+    }
     let mut file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if let Some(rec) = expected {
@@ -418,6 +433,9 @@ pub fn file_checksum(path: &Path) -> Result<(u64, String)> {
         path: path.display().to_string(),
         source,
     };
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(corrupt(path, "not a regular file"));
+    }
     let mut file = File::open(path).map_err(io)?;
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -479,6 +497,46 @@ mod tests {
         std::fs::write(&path, &raw[..raw.len() - 4]).unwrap();
         let err = read_file(&path, Some(&rec)).err().unwrap().to_string();
         assert!(err.contains("truncated"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn crafted(dir: &Path, name: &str, header: &str, data_len: usize) -> std::path::PathBuf {
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, data_len));
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn crafted_headers_are_refused() {
+        let dir = std::env::temp_dir().join(format!("glmx-fmt-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            (r#"{"a":{"dtype":"F32","shape":[-2,-2],"data_offsets":[0,16]}}"#, 16, "shape"),
+            (r#"{"a":{"dtype":"F32","shape":[2,"x"],"data_offsets":[0,8]}}"#, 8, "shape"),
+            (r#"{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#, 16, "offsets"),
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12, "follow"),
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,9]}}"#, 8, "data_offsets"),
+            (r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 8, "offsets"),
+            (r#"{"a":{"dtype":"float32","shape":[2],"data_offsets":[0,8]}}"#, 8, "dtype"),
+            (r#"[1,2]"#, 0, "object"),
+        ];
+        for (i, (header, len, want)) in cases.iter().enumerate() {
+            let path = crafted(&dir, &format!("c{i}.safetensors"), header, *len);
+            let err = read_file(&path, None).err().unwrap();
+            let msg = err.to_string();
+            assert!(matches!(err, CoreError::Checkpoint(_)), "{msg}");
+            assert!(msg.contains(want) && msg.contains("corrupt"), "{i}: {msg}");
+        }
+        // A FIFO is refused without blocking.
+        let fifo = dir.join("fifo.safetensors");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let msg = read_file(&fifo, None).err().unwrap().to_string();
+            assert!(msg.contains("not a regular file"), "{msg}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

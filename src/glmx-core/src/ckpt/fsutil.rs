@@ -2,8 +2,8 @@
 //! scan that tells committed checkpoints from leftovers of a crash.
 
 use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
 
 use super::manifest::MANIFEST;
 use crate::error::{CoreError, Result};
@@ -79,40 +79,128 @@ pub fn committed(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
-/// Removes temp directories and pointer temp files left behind by a crash. Returns how many.
-pub fn cleanup_stale(root: &Path) -> Result<usize> {
+/// Step of a temp directory name, `.checkpoint-<step>.tmp`.
+pub fn parse_tmp_step(name: &str) -> Option<u64> {
+    parse_step(name.strip_prefix('.')?.strip_suffix(".tmp")?)
+}
+
+/// Removes leftovers of a crash that only rank 0 writes: directories moved aside by a commit
+/// or by retention (`.checkpoint-<step>.old*`) and `latest` pointer temp files. Temp
+/// directories of saves (`.checkpoint-<step>.tmp`) are removed only when `single_rank`: with
+/// several ranks another rank may already be writing its part of its first save (ranks start
+/// in any order), so those are removed after a later commit ([`remove_tmp_before`]). Returns
+/// how many entries were removed.
+pub fn cleanup_stale(root: &Path, single_rank: bool) -> Result<usize> {
     let Ok(entries) = fs::read_dir(root) else {
         return Ok(0);
     };
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let stale = (name.starts_with(".checkpoint-")
-            && (name.ends_with(".tmp") || name.contains(".old")))
+        let stale = (name.starts_with(".checkpoint-") && name.contains(".old"))
+            || (single_rank && parse_tmp_step(&name).is_some())
             || name.starts_with(&format!(".{LATEST}.tmp-"));
-        if !stale {
-            continue;
-        }
-        let path = entry.path();
-        let res = if path.is_dir() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        match res {
-            Ok(()) => removed += 1,
-            Err(e) => tracing::warn!(
-                "cannot remove stale checkpoint leftover '{}': {e}",
-                path.display()
-            ),
+        if stale && remove_entry(&entry.path()) {
+            removed += 1;
         }
     }
     Ok(removed)
 }
 
+/// After checkpoint `step` is committed no rank writes an earlier step of this run: removes
+/// temp directories of earlier steps (leftovers of an interrupted run). Returns how many.
+pub fn remove_tmp_before(root: &Path, step: u64) -> usize {
+    let Ok(entries) = fs::read_dir(root) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            matches!(name.to_str().and_then(parse_tmp_step), Some(s) if s < step)
+        })
+        .filter(|e| remove_entry(&e.path()))
+        .count()
+}
+
+fn remove_entry(path: &Path) -> bool {
+    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let res = if is_dir {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match res {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            tracing::warn!(
+                "cannot remove stale checkpoint leftover '{}': {e}",
+                path.display()
+            );
+            false
+        }
+    }
+}
+
+/// Reads `path`, which must be a regular file (not a symlink, FIFO or device) of at most
+/// `limit` bytes; anything else is a `CoreError::Checkpoint` naming it.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
+    let bad = |what: String| CoreError::Checkpoint(format!("'{}' {what}", path.display()));
+    if !meta.is_file() {
+        return Err(bad("is not a regular file (symlinks and special files are refused)".into()));
+    }
+    if meta.len() > limit {
+        return Err(bad(format!("is {} bytes, over the limit of {limit}", meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(io_err(path))?;
+    if bytes.len() as u64 > limit {
+        return Err(bad(format!("grew over the limit of {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// `dir/rel` for a file a manifest lists: `rel` must be relative without `..`, no component
+/// below `dir` may be a symlink, and the file must be a regular file. A crafted checkpoint
+/// therefore cannot make a reader follow a link out of its directory or block on a FIFO.
+pub fn file_inside(dir: &Path, rel: &str) -> Result<PathBuf> {
+    let bad = |what: &str| {
+        CoreError::Checkpoint(format!(
+            "checkpoint '{}' lists file '{rel}', which {what}",
+            dir.display()
+        ))
+    };
+    let mut path = dir.to_path_buf();
+    for comp in Path::new(rel).components() {
+        match comp {
+            Component::Normal(part) => path.push(part),
+            _ => return Err(bad("is not a plain relative path inside it")),
+        }
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(bad("is (or lies under) a symlink; symlinks are refused"))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+    if path == dir {
+        return Err(bad("is empty"));
+    }
+    if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Err(bad("is not a regular file"));
+    }
+    Ok(path)
+}
+
 /// Reads the `latest` pointer: the directory it names, if that one is committed.
 pub fn read_latest(root: &Path) -> Option<PathBuf> {
-    let text = fs::read_to_string(root.join(LATEST)).ok()?;
+    let bytes = read_regular(&root.join(LATEST), 4096).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
     let name = text.trim();
     parse_step(name)?;
     let dir = root.join(name);
@@ -144,12 +232,27 @@ mod tests {
             .map(|(s, _)| s)
             .collect();
         assert_eq!(steps, vec![5, 12]);
-        assert_eq!(cleanup_stale(&root).unwrap(), 1);
+        // Several ranks: a temp directory may be another rank's save in progress.
+        assert_eq!(cleanup_stale(&root, false).unwrap(), 0);
+        assert!(root.join(".checkpoint-20.tmp").exists());
+        assert_eq!(remove_tmp_before(&root, 20), 0);
+        assert_eq!(remove_tmp_before(&root, 21), 1);
+        fs::create_dir_all(root.join(".checkpoint-20.tmp")).unwrap();
+        assert_eq!(cleanup_stale(&root, true).unwrap(), 1);
         assert!(!root.join(".checkpoint-20.tmp").exists());
         write_atomic(&root.join(LATEST), b"checkpoint-12\n").unwrap();
         assert_eq!(read_latest(&root), Some(root.join("checkpoint-12")));
         write_atomic(&root.join(LATEST), b"checkpoint-7\n").unwrap();
         assert_eq!(read_latest(&root), None);
+        // Files a manifest lists: symlinks and paths leaving the directory are refused.
+        let dir = root.join("checkpoint-12");
+        fs::write(dir.join("a.safetensors"), b"x").unwrap();
+        assert!(file_inside(&dir, "a.safetensors").is_ok());
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("b.safetensors")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("sub")).unwrap();
+        for rel in ["b.safetensors", "sub/hostname", "../checkpoint-5/x", "/etc/hostname", ""] {
+            assert!(file_inside(&dir, rel).is_err(), "{rel}");
+        }
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -235,13 +235,18 @@ impl Coordinator {
         let mut files = Vec::new();
         let model_rec = &manifest.components["model"];
         for f in &model_rec.files {
-            let path = dir.join(&f.path);
-            if !path.is_file() {
-                return Err(err(format!(
-                    "model weights missing: '{}' is listed in the manifest but does not exist",
-                    path.display()
-                )));
-            }
+            let path = match fsutil::file_inside(dir, &f.path) {
+                Ok(path) => path,
+                Err(CoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return Err(err(format!(
+                        "model weights missing: '{}' is listed in the manifest but does not exist",
+                        dir.join(&f.path).display()
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
             files.push(FilePlan {
                 component: "model".into(),
                 sharing: Sharing::Global,
@@ -261,16 +266,21 @@ impl Coordinator {
                 skipped.push(name);
                 continue;
             };
-            let path = dir.join(&f.path);
-            if !path.exists() {
-                tracing::warn!(
-                    "optional component '{name}' is missing from '{}' ({}); skipping it",
-                    dir.display(),
-                    f.path
-                );
-                skipped.push(name);
-                continue;
-            }
+            let path = match fsutil::file_inside(dir, &f.path) {
+                Ok(path) => path,
+                Err(CoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    tracing::warn!(
+                        "optional component '{name}' is missing from '{}' ({}); skipping it",
+                        dir.display(),
+                        f.path
+                    );
+                    skipped.push(name);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             files.push(FilePlan {
                 component: name,
                 sharing: rec.sharing,

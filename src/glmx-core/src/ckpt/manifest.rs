@@ -11,6 +11,8 @@ use crate::error::{CoreError, Result};
 
 /// File name of the manifest inside a checkpoint directory.
 pub const MANIFEST: &str = "checkpoint_manifest.json";
+/// Largest manifest read, in bytes (a real one is a few KB per component).
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 /// Bumped when the layout changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -112,10 +114,7 @@ impl Manifest {
     /// Reads and validates the manifest of the checkpoint directory `dir`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read(&path).map_err(|source| CoreError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = super::fsutil::read_regular(&path, MAX_MANIFEST_BYTES)?;
         let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
             CoreError::Checkpoint(format!("manifest '{}' is invalid: {e}", path.display()))
         })?;

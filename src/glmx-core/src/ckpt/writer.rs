@@ -85,6 +85,9 @@ fn write_model(opts: &Options, tmp: &Path, model: &NamedTensors) -> Result<Vec<F
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 struct RankMarker {
     rank: usize,
+    /// `Options::session` of the writer.
+    #[serde(default)]
+    session: String,
     components: BTreeMap<String, MarkerEntry>,
     /// Checksums of REPLICATED components computed on ranks > 0 (not written).
     replicated: BTreeMap<String, String>,
@@ -110,9 +113,12 @@ pub(crate) fn write_job(opts: &Options, job: &Job) -> Result<PathBuf> {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    // A marker of ours left by an interrupted launch must not vouch for files rewritten now.
+    let _ = std::fs::remove_file(tmp.join(marker_name(opts.rank)));
 
     let mut marker = RankMarker {
         rank: opts.rank,
+        session: opts.session.clone(),
         ..Default::default()
     };
     if opts.rank == 0 {
@@ -173,6 +179,10 @@ pub(crate) fn write_job(opts: &Options, job: &Job) -> Result<PathBuf> {
     let name = format!("{}{}\n", fsutil::PREFIX, job.step);
     fsutil::write_atomic(&root.join(fsutil::LATEST), name.as_bytes())?;
     apply_retention(opts, &root, job.step)?;
+    let removed = fsutil::remove_tmp_before(&root, job.step);
+    if removed > 0 {
+        tracing::info!("removed {removed} incomplete checkpoint(s) of an interrupted run");
+    }
     tracing::info!("saved checkpoint {}", final_dir.display());
     Ok(final_dir)
 }
@@ -212,8 +222,11 @@ fn gather_markers(opts: &Options, tmp: &Path) -> Result<Vec<RankMarker>> {
                         path.display()
                     ))
                 })?;
-                out.push(m);
-                break;
+                if m.session == opts.session && m.rank == r {
+                    out.push(m);
+                    break;
+                }
+                // a leftover of an interrupted launch: wait for this launch's rank r
             }
             if start.elapsed() > opts.barrier_timeout {
                 return Err(CoreError::Checkpoint(format!(

@@ -21,6 +21,11 @@ use crate::data::transform::{build_padding, build_sample, sample_rng, Kernel, To
 use crate::data::{check_spec, Dataset, MaskSpec};
 use crate::error::CoreError;
 
+/// Most threads a loader's private pool may have.
+pub const MAX_THREADS: usize = 1024;
+/// Most batches a loader may build ahead (each is a few host tensors).
+pub const MAX_PREFETCH: usize = 4096;
+
 /// Everything that shapes the batch stream besides the data.
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
@@ -109,6 +114,23 @@ pub struct Loader {
     pool: Option<(u32, Arc<rayon::ThreadPool>)>,
 }
 
+/// Validates the resource settings of `cfg` (threads, prefetch depth).
+pub fn check_limits(cfg: &LoaderConfig) -> Result<(), CoreError> {
+    if !(1..=MAX_THREADS).contains(&cfg.num_threads) {
+        return Err(CoreError::Data(format!(
+            "num_threads must be in [1, {MAX_THREADS}], got {}",
+            cfg.num_threads
+        )));
+    }
+    if !(1..=MAX_PREFETCH).contains(&cfg.prefetch) {
+        return Err(CoreError::Data(format!(
+            "prefetch must be in [1, {MAX_PREFETCH}] batches, got {}",
+            cfg.prefetch
+        )));
+    }
+    Ok(())
+}
+
 impl Loader {
     /// A loader at the start of epoch 0.
     pub fn new(data: Arc<Dataset>, cfg: LoaderConfig) -> Result<Self, CoreError> {
@@ -118,6 +140,7 @@ impl Loader {
                 cfg.batch_size, cfg.rank, cfg.world_size
             )));
         }
+        check_limits(&cfg)?;
         check_spec(&cfg.mask)?;
         let mut cfg = cfg;
         // Pinning needs a CUDA runtime; without one, plain host memory is the only option.

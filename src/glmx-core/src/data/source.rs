@@ -4,6 +4,11 @@
 //! FASTA (`.fa .fasta .fna .fas`), JSONL shards of `{"id", "seq"}` (`.jsonl .json`), and plain
 //! text with one sequence per line (anything else). Sequences keep their case (soft-masking).
 //! Every malformed line is reported with its file and 1-based line number.
+//!
+//! Limits (a gzip or zstd bomb must end in a `DataError` naming the file, never an abort on a
+//! failed allocation): one line may hold at most `GLMX_DATA_MAX_LINE_BYTES` bytes (default
+//! 1 GiB) and all sources together at most `GLMX_DATA_MAX_BYTES` decompressed bytes (default
+//! 64 GiB). Memory for the arena is reserved fallibly, so running out of it is an error too.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -11,6 +16,95 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::error::CoreError;
+
+/// Default of `GLMX_DATA_MAX_LINE_BYTES`: the longest line (decompressed) a source may have.
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 1 << 30;
+/// Default of `GLMX_DATA_MAX_BYTES`: decompressed bytes read from all sources together.
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 64 << 30;
+
+/// Size limits of one [`Corpus::read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest line, in bytes (after decompression).
+    pub max_line_bytes: u64,
+    /// Bytes read from all sources together (after decompression).
+    pub max_total_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by `GLMX_DATA_MAX_LINE_BYTES` / `GLMX_DATA_MAX_BYTES`.
+    pub fn from_env() -> Result<Self, CoreError> {
+        let get = |name: &str, default: u64| -> Result<u64, CoreError> {
+            match std::env::var(name) {
+                Err(_) => Ok(default),
+                Ok(text) => text.trim().parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                    CoreError::Data(format!(
+                        "{name}={text:?} is not a positive number of bytes"
+                    ))
+                }),
+            }
+        };
+        Ok(Self {
+            max_line_bytes: get("GLMX_DATA_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES)?,
+            max_total_bytes: get("GLMX_DATA_MAX_BYTES", DEFAULT_MAX_TOTAL_BYTES)?,
+        })
+    }
+}
+
+enum LineError {
+    Io(std::io::Error),
+    TooLong,
+    Total,
+    Memory(usize),
+}
+
+/// Appends the next line (with its `\n`) to `buf`; returns its length (0 at the end). Stops
+/// with an error as soon as the line exceeds `max_line` or the read total `*read` exceeds
+/// `max_total`, before buffering more.
+fn read_line_capped(
+    reader: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+    read: &mut u64,
+) -> Result<usize, LineError> {
+    let start = buf.len();
+    loop {
+        let avail = match reader.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LineError::Io(e)),
+        };
+        if avail.is_empty() {
+            return Ok(buf.len() - start);
+        }
+        let (take, done) = match memchr::memchr(b'\n', avail) {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        *read += take as u64;
+        if *read > limits.max_total_bytes {
+            return Err(LineError::Total);
+        }
+        if (buf.len() - start + take) as u64 > limits.max_line_bytes.saturating_add(2) {
+            return Err(LineError::TooLong);
+        }
+        buf.try_reserve(take).map_err(|_| LineError::Memory(take))?;
+        buf.extend_from_slice(&avail[..take]);
+        reader.consume(take);
+        if done {
+            return Ok(buf.len() - start);
+        }
+    }
+}
 
 /// One sequence in the arena.
 #[derive(Debug, Clone)]
@@ -38,6 +132,8 @@ pub struct Corpus {
     pub files: Vec<String>,
     /// Malformed lines skipped because the caller asked for skipping.
     pub skipped_lines: u64,
+    /// Decompressed bytes read so far (checked against [`Limits::max_total_bytes`]).
+    read_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +212,19 @@ fn trim_eol(buf: &[u8]) -> &[u8] {
 impl Corpus {
     /// Reads every path in order. With `skip_invalid`, malformed lines are counted and skipped
     /// (with a warning) instead of failing.
+    ///
+    /// Sizes are limited by [`Limits::from_env`]; see [`Self::read_with`].
     pub fn read(paths: &[String], skip_invalid: bool) -> Result<Self, CoreError> {
+        Self::read_with(paths, skip_invalid, &Limits::from_env()?)
+    }
+
+    /// [`Self::read`] with explicit limits: a line longer than `limits.max_line_bytes` or more
+    /// than `limits.max_total_bytes` read in all is a `DataError` naming the file and line.
+    pub fn read_with(
+        paths: &[String],
+        skip_invalid: bool,
+        limits: &Limits,
+    ) -> Result<Self, CoreError> {
         let mut corpus = Corpus::default();
         if paths.is_empty() {
             return Err(CoreError::Data(
@@ -124,7 +232,7 @@ impl Corpus {
             ));
         }
         for path in paths {
-            corpus.read_file(path, skip_invalid)?;
+            corpus.read_file(path, skip_invalid, limits)?;
         }
         if corpus.skipped_lines > 0 {
             tracing::warn!(
@@ -135,7 +243,12 @@ impl Corpus {
         Ok(corpus)
     }
 
-    fn read_file(&mut self, path: &str, skip_invalid: bool) -> Result<(), CoreError> {
+    fn read_file(
+        &mut self,
+        path: &str,
+        skip_invalid: bool,
+        limits: &Limits,
+    ) -> Result<(), CoreError> {
         let file_idx = self.files.len() as u32;
         self.files.push(path.to_string());
         let mut reader = open(path)?;
@@ -157,9 +270,36 @@ impl Corpus {
         let mut open_fasta = false;
         loop {
             buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| data_err(path, line_no + 1, format!("cannot read: {e}")))?;
+            let n = read_line_capped(&mut reader, &mut buf, limits, &mut self.read_bytes)
+                .map_err(|e| {
+                    let no = line_no + 1;
+                    match e {
+                        LineError::Io(e) => data_err(path, no, format!("cannot read: {e}")),
+                        LineError::TooLong => data_err(
+                            path,
+                            no,
+                            format!(
+                                "line longer than {} bytes (decompressed); a corrupt or hostile \
+                                 file? Raise GLMX_DATA_MAX_LINE_BYTES if it is genuine",
+                                limits.max_line_bytes
+                            ),
+                        ),
+                        LineError::Total => data_err(
+                            path,
+                            no,
+                            format!(
+                                "the data sources hold more than {} bytes (decompressed); a \
+                                 corrupt or hostile file? Raise GLMX_DATA_MAX_BYTES if genuine",
+                                limits.max_total_bytes
+                            ),
+                        ),
+                        LineError::Memory(n) => data_err(
+                            path,
+                            no,
+                            format!("out of memory buffering a line ({n} more bytes)"),
+                        ),
+                    }
+                })?;
             if n == 0 {
                 break;
             }
@@ -181,9 +321,32 @@ impl Corpus {
         Ok(())
     }
 
-    fn push_record(&mut self, name: String, file: u32, line: u64, seq: &[u8]) {
-        let offset = self.bytes.len() as u64;
+    /// Appends `seq` to the arena, reserving fallibly (an error rather than an abort).
+    fn grow(&mut self, seq: &[u8], path: &str, line: u64) -> Result<(), CoreError> {
+        self.bytes.try_reserve(seq.len()).map_err(|_| {
+            data_err(
+                path,
+                line,
+                format!(
+                    "out of memory holding {} bytes of sequence",
+                    self.bytes.len() + seq.len()
+                ),
+            )
+        })?;
         self.bytes.extend_from_slice(seq);
+        Ok(())
+    }
+
+    fn push_record(
+        &mut self,
+        name: String,
+        file: u32,
+        line: u64,
+        seq: &[u8],
+        path: &str,
+    ) -> Result<(), CoreError> {
+        let offset = self.bytes.len() as u64;
+        self.grow(seq, path, line)?;
         self.records.push(Record {
             name,
             file,
@@ -191,6 +354,7 @@ impl Corpus {
             offset,
             len: seq.len() as u64,
         });
+        Ok(())
     }
 
     fn fasta_line(
@@ -207,7 +371,7 @@ impl Corpus {
             if name.is_empty() {
                 return Err(data_err(path, no, "FASTA header '>' without a name"));
             }
-            self.push_record(name, file, no, &[]);
+            self.push_record(name, file, no, &[], path)?;
             *open = true;
             return Ok(());
         }
@@ -222,7 +386,7 @@ impl Corpus {
             ));
         }
         check_bases(line, path, no)?;
-        self.bytes.extend_from_slice(line);
+        self.grow(line, path, no)?;
         if let Some(last) = self.records.last_mut() {
             last.len += line.len() as u64;
         }
@@ -245,8 +409,7 @@ impl Corpus {
             .id
             .map(|s| s.into_owned())
             .unwrap_or_else(|| format!("{path}:{no}"));
-        self.push_record(name, file, no, row.seq.as_bytes());
-        Ok(())
+        self.push_record(name, file, no, row.seq.as_bytes(), path)
     }
 
     fn text_line(&mut self, line: &[u8], path: &str, file: u32, no: u64) -> Result<(), CoreError> {
@@ -254,8 +417,7 @@ impl Corpus {
             return Ok(());
         }
         check_bases(line, path, no)?;
-        self.push_record(format!("{path}:{no}"), file, no, line);
-        Ok(())
+        self.push_record(format!("{path}:{no}"), file, no, line, path)
     }
 
     /// `file:line` of a record, for error messages.
@@ -319,5 +481,42 @@ mod tests {
             err.contains("bad.fa:2") && err.contains("column 3"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn decompression_bombs_hit_the_limits() {
+        use std::io::Write as _;
+        let dir = std::env::temp_dir().join(format!("glmx-src-bomb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bomb.txt.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::best(),
+        );
+        gz.write_all(b"ACGT\n").unwrap();
+        for _ in 0..64 {
+            gz.write_all(&[b'A'; 1 << 16]).unwrap(); // 4 MiB on line 2
+        }
+        gz.finish().unwrap();
+        let p = path.to_string_lossy().into_owned();
+        let small = Limits {
+            max_line_bytes: 1 << 20,
+            max_total_bytes: 1 << 40,
+        };
+        let err = Corpus::read_with(std::slice::from_ref(&p), false, &small)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bomb.txt.gz:2") && err.contains("GLMX_DATA_MAX_LINE_BYTES"), "{err}");
+        let total = Limits {
+            max_line_bytes: 1 << 30,
+            max_total_bytes: 1 << 20,
+        };
+        let err = Corpus::read_with(std::slice::from_ref(&p), false, &total)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bomb.txt.gz:2") && err.contains("GLMX_DATA_MAX_BYTES"), "{err}");
+        let c = Corpus::read_with(&[p], false, &Limits::default()).unwrap();
+        assert_eq!(c.records[1].len, 4 << 20);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
