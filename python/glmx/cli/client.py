@@ -47,7 +47,9 @@ def run(args: argparse.Namespace, command: str) -> int:
             try:
                 mask = [int(x) for x in args.mask.split(",") if x.strip()]
             except ValueError:
-                raise GlmxError(f"--mask: expected comma-separated integers, got {args.mask!r}") from None
+                raise GlmxError(
+                    f"--mask: expected comma-separated integers, got {args.mask!r}"
+                ) from None
             out = client.logits(args.sequence, mask, args.separately)
             print("pos\tbase\tmasked\tA\tC\tG\tT")
             masked = set(out["masked"])

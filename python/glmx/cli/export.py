@@ -36,7 +36,11 @@ def run(args: argparse.Namespace, command: str) -> int:
     from glmx.errors import GlmxError
     from glmx.serve import require
 
-    require("safetensors", *(() if args.no_tokenizer else ("transformers", "tokenizers")), feature="glmx export hf")
+    require(
+        "safetensors",
+        *(() if args.no_tokenizer else ("transformers", "tokenizers")),
+        feature="glmx export hf",
+    )
     from glmx.eval import load_model
     from glmx.models.gpn import GPN
     from glmx.models.gpn_hf import save_hf_dir

@@ -50,7 +50,11 @@ def build(source: str, allow_pickle: bool = False) -> Any:
             node = yaml.safe_load(p.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"{p}: not valid YAML: {err}") from None
-        if isinstance(node, dict) and "_target_" not in node and isinstance(node.get("model"), dict):
+        if (
+            isinstance(node, dict)
+            and "_target_" not in node
+            and isinstance(node.get("model"), dict)
+        ):
             node = node["model"]
         if not isinstance(node, dict) or "_target_" not in node:
             raise ConfigError(f"{p}: expected a '_target_' node (or a 'model:' node with one)")
@@ -127,9 +131,13 @@ def run(args: argparse.Namespace, command: str) -> int:
         f"median {median * 1000:.1f} ms over {args.steps}, {tokens / median:,.0f} tokens/s"
     )
     print(_memory(device))
-    bad = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
+    bad = [
+        n for n, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()
+    ]
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    print(f"loss: {loss.item():.4f} (uniform over the vocabulary: {torch.log(torch.tensor(float(logits.shape[-1]))).item():.4f})")
+    print(
+        f"loss: {loss.item():.4f} (uniform over the vocabulary: {torch.log(torch.tensor(float(logits.shape[-1]))).item():.4f})"
+    )
     if not torch.isfinite(loss) or bad:
         print(
             f"glmx model test: FAILED: loss {loss.item()}, non-finite gradients in {bad[:5]}",

@@ -22,10 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         default=None,
         help="require 'Authorization: Bearer TOKEN' (default: $GLMX_SERVE_TOKEN, else none)",
     )
-    parser.add_argument("--name", default=None, help="model id in responses (default: MODEL's name)")
+    parser.add_argument(
+        "--name", default=None, help="model id in responses (default: MODEL's name)"
+    )
     parser.add_argument("--fasta", default=None, help="genome FASTA for chrom/pos variant scoring")
     parser.add_argument("--window", type=int, default=512, help="scoring window in bp (512)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)"
+    )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
     parser.add_argument("--max-seq-len", type=int, default=4096, help="longest sequence (4096)")
     parser.add_argument("--max-items", type=int, default=64, help="items per request (64)")
@@ -56,7 +60,15 @@ def run(args: argparse.Namespace, command: str) -> int:
     from glmx.serve import require
 
     require("fastapi", "uvicorn", "pydantic", feature="glmx serve")
-    for opt in ("port", "window", "max_seq_len", "max_items", "max_body_bytes", "max_batch", "max_queue"):
+    for opt in (
+        "port",
+        "window",
+        "max_seq_len",
+        "max_items",
+        "max_body_bytes",
+        "max_batch",
+        "max_queue",
+    ):
         if getattr(args, opt) < 1:
             raise GlmxError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
     import torch

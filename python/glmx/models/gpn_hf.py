@@ -107,7 +107,6 @@ def config_to_hf(cfg: GPNConfig) -> dict[str, Any]:
         "hidden_dropout_prob": 0.0,
         "initializer_range": cfg.init_std,
         "pad_token_id": 0,
-        "torch_dtype": "float32",
     }
 
 
@@ -136,9 +135,7 @@ def _read_hf_weights(p: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
         if not isinstance(obj, dict):
             raise CheckpointError(f"'{p / HF_PICKLE}' does not hold a state dict")
         return obj
-    raise CheckpointError(
-        f"'{p}' has a config.json but no {HF_WEIGHTS}, {HF_INDEX} or {HF_PICKLE}"
-    )
+    raise CheckpointError(f"'{p}' has a config.json but no {HF_WEIGHTS}, {HF_INDEX} or {HF_PICKLE}")
 
 
 def load_hf_dir(path: str | os.PathLike[str], allow_pickle: bool = False) -> GPN:

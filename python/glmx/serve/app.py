@@ -176,7 +176,9 @@ def create_app(
             return
         got = request.headers.get("authorization", "")
         if not hmac.compare_digest(got.encode(), f"Bearer {settings.token}".encode()):
-            raise RequestError("missing or wrong bearer token (Authorization: Bearer ...)", None, 401)
+            raise RequestError(
+                "missing or wrong bearer token (Authorization: Bearer ...)", None, 401
+            )
 
     @app.exception_handler(RequestError)
     async def _req_error(_r: Request, err: RequestError):
@@ -194,7 +196,9 @@ def create_app(
 
     def check_model(name: str | None) -> None:
         if name is not None and name != settings.name:
-            raise RequestError(f"unknown model {name!r}; this server serves {settings.name!r}", "model", 404)
+            raise RequestError(
+                f"unknown model {name!r}; this server serves {settings.name!r}", "model", 404
+            )
 
     def check_items(n: int, param: str) -> None:
         if n == 0:

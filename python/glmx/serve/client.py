@@ -90,7 +90,10 @@ class Client:
             raise ValueError("give variants or windows")
         if key == "variants":
             items = [
-                {k: (int(v[k]) if k == "pos" else str(v[k])) for k in ("chrom", "pos", "ref", "alt")}
+                {
+                    k: (int(v[k]) if k == "pos" else str(v[k]))
+                    for k in ("chrom", "pos", "ref", "alt")
+                }
                 for v in items
             ]
         step = self._max_items()

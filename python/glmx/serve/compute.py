@@ -160,9 +160,7 @@ def pair_windows(
         j = diff[0]
         rb, ab = r[j].upper(), a[j].upper()
         if rb not in _BASE_ID or ab not in _BASE_ID:
-            raise RequestError(
-                f"position {j}: {rb}>{ab} is not an SNV of A/C/G/T", f"windows.{i}"
-            )
+            raise RequestError(f"position {j}: {rb}>{ab} is not an SNV of A/C/G/T", f"windows.{i}")
         rows.append(tokenize(r, f"windows.{i}.ref", max_len))
         pos.append(j)
         refs.append(rb)

