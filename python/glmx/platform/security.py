@@ -59,13 +59,21 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    # the app sees an empty, final body; whatever it answers is replaced
                     too_big = True
-                    raise _TooLarge
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
+        async def guarded_send(message: Any) -> None:
+            if not too_big:
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+            await self.app(scope, limited, guarded_send)
+        except Exception:
+            if not too_big:
+                raise
+        if too_big:
             await self._reject(send)
 
     async def _reject(self, send: Any) -> None:
@@ -78,10 +86,6 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def confine(root: Path, relative: str, what: str = "path") -> Path:
