@@ -65,14 +65,14 @@ slurm: ## Start the single-node SLURM used by tests/test_slurm.py (root; SLURM_C
 lint: $(STAMP) ## cargo fmt --check, clippy -D warnings, ruff
 	cargo fmt --all -- --check
 	cargo clippy -q --workspace --all-targets -- -D warnings
-	$(VENV)/bin/ruff check python tests bench
-	$(VENV)/bin/ruff format --check python tests bench
+	$(VENV)/bin/ruff check python tests bench tools
+	$(VENV)/bin/ruff format --check python tests bench tools
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format Rust and Python sources
 	cargo fmt --all
-	$(VENV)/bin/ruff format python tests bench
-	$(VENV)/bin/ruff check --fix python tests bench
+	$(VENV)/bin/ruff format python tests bench tools
+	$(VENV)/bin/ruff check --fix python tests bench tools
 
 .PHONY: bench
 bench: dev ## Run the benchmarks in bench/ (glmx vs anchors, prints ratios)
