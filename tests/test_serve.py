@@ -303,3 +303,24 @@ def test_missing_extra_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "glmx[serve]" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_pooling_none_returns_every_position(server, net):
+    seq = "ACGTTGCAAC"
+    out = post(server, "/v1/embeddings", {"input": seq, "pooling": "none"}).json()
+    emb = np.array(out["data"][0]["embedding"])
+    with torch.no_grad():
+        want = net.hidden_states(_ids(seq))[0].numpy()
+    assert emb.shape == (10, 32) and np.allclose(emb, want, atol=1e-5)
+
+
+def test_serve_start_errors_are_one_line(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        r = glmx("serve", str(tmp_path / "missing"), "--port", str(busy))
+    assert r.returncode == 2 and "cannot listen on 127.0.0.1" in r.stderr, r.stderr
+    r = glmx("serve", str(tmp_path / "missing"), "--port", str(_free_port()))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

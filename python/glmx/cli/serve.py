@@ -52,6 +52,26 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    from glmx.errors import GlmxError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise GlmxError(f"--host {host}: cannot resolve it ({err})") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as err:
+            raise GlmxError(
+                f"cannot listen on {host}:{port} ({err.strerror}); choose another --port"
+            ) from None
+
+
 def run(args: argparse.Namespace, command: str) -> int:
     """Loads the model (and genome) and serves until interrupted."""
     from pathlib import Path
@@ -71,6 +91,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     ):
         if getattr(args, opt) < 1:
             raise GlmxError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
+    _check_port(args.host, args.port)
     import torch
     import uvicorn
 

@@ -24,6 +24,9 @@ from glmx.serve import compute
 from glmx.serve.batcher import Batcher, QueueFull
 from glmx.serve.compute import RequestError
 
+# most numbers one response may carry (pooling "none" returns L x hidden per input)
+MAX_VALUES = 2**24
+
 
 @dataclass
 class ServeSettings:
@@ -243,6 +246,14 @@ def create_app(
         check_model(req.model)
         seqs = [req.input] if isinstance(req.input, str) else req.input
         check_items(len(seqs), "input")
+        hidden = getattr(getattr(net, "cfg", None), "hidden_size", 1024)
+        if req.pooling == "none" and sum(len(s) for s in seqs) * hidden > MAX_VALUES:
+            raise RequestError(
+                f"pooling 'none' would return {sum(len(s) for s in seqs) * hidden:,} numbers "
+                f"(limit {MAX_VALUES:,}); send fewer or shorter sequences, or pool them",
+                "pooling",
+                413,
+            )
         vecs = await compute.embeddings(batcher, seqs, req.pooling, settings.max_seq_len)
         data = []
         for i, v in enumerate(vecs):
