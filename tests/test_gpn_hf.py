@@ -176,3 +176,21 @@ def test_released_size_matches_the_reference_parameter_count():
         net = GPN(GPNConfig())
     n = sum(p.numel() for p in ref.parameters())
     assert n == sum(p.numel() for p in net.parameters()) == 152_189_952
+
+
+def test_export_a_glmx_run_directory(tmp_path):
+    from glmx.ckpt import CheckpointManager
+    from glmx.models import GPNModule
+
+    torch.manual_seed(6)
+    module = GPNModule({"hidden_size": 32, "n_layers": 6, "dilation_cycle": 4})
+    run = tmp_path / "run"
+    CheckpointManager(run, async_save=False).save(7, module)
+    # the dilation cycle is not in the weights: a Hydra run records it in .hydra/config.yaml
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("model:\n  config:\n    dilation_cycle: 4\n")
+    ok("export", "hf", str(run), str(tmp_path / "hf"))
+    _register()
+    hf = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf").eval()
+    assert hf.config.dilation_cycle == 4
+    assert _max_diff(hf, module.model.eval(), _ids(seed=7)) <= 1e-5
