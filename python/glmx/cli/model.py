@@ -79,7 +79,10 @@ def run(args: argparse.Namespace, command: str) -> int:
     for opt in ("batch_size", "seq_len", "steps"):
         if getattr(args, opt) < 1:
             raise GlmxError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as err:
+        raise GlmxError(f"--device {args.device}: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GlmxError(f"--device {device}: CUDA is not available on this machine")
     t0 = time.perf_counter()

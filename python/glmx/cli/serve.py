@@ -101,6 +101,11 @@ def run(args: argparse.Namespace, command: str) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise GlmxError(f"--device {device}: CUDA is not available on this machine")
+    except RuntimeError as err:
+        raise GlmxError(f"--device {device}: {err}") from None
     net = load_model(args.model, map_location=device, allow_pickle=args.allow_pickle)
     genome = None
     if args.fasta:
