@@ -76,6 +76,8 @@ class PlatformReporter(Callback):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._body: dict[str, Any] = {}
+        self._warned = False
 
     def add(self, metrics: dict[str, float], step: int, epoch: int) -> None:
         """Buffers one record's numeric values."""
@@ -109,8 +111,20 @@ class PlatformReporter(Callback):
             with self._lock:
                 self._points = batch + self._points
 
+    def _register(self) -> None:
+        try:
+            run = self.client.request("POST", "/api/v1/runs/external", json=self._body)
+            self.run_id = int(run["id"])
+            log.info("platform: reporting as run %d to %s", self.run_id, self.client.url)
+        except Exception as err:
+            if not self._warned:
+                log.warning("platform: run not registered yet (%s); training continues", err)
+                self._warned = True
+
     def _loop(self) -> None:
         while not self._stop.wait(self.flush_s):
+            if self.run_id is None:
+                self._register()
             self._send()
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -121,7 +135,7 @@ class PlatformReporter(Callback):
         experiment = next(
             (o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), ""
         )
-        body = {
+        self._body = {
             "project": self.project,
             "name": self.name or experiment or run_dir.name,
             "experiment": experiment,
@@ -130,22 +144,21 @@ class PlatformReporter(Callback):
             "run_dir": str(run_dir),
             "host": socket.gethostname(),
         }
-        try:
-            self.run_id = int(self.client.request("POST", "/api/v1/runs/external", json=body)["id"])
-        except Exception as err:
-            log.warning("platform: run not registered (%s); training continues", err)
-            return
-        log.info("platform: reporting as run %d to %s", self.run_id, self.client.url)
+        self._register()
         trainer.loggers.append(_Forward(self))
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def _finish(self, state: str) -> None:
-        if self.run_id is None:
+        if self._thread is None:
             return
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._thread.join(timeout=5)
+        self._thread = None
+        if self.run_id is None:
+            self._register()
+        if self.run_id is None:
+            return
         self._send()
         try:
             self.client.request(
