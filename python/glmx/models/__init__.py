@@ -1,7 +1,6 @@
 """Models shipped with glmx."""
 
 from glmx.models.gpn import GPN, GPNConfig, GPNModule, weighted_mlm_loss
-from glmx.models.hf_image import HFImageClassifier
 from glmx.models.transformer import DnaTransformer, TransformerConfig, TransformerMLM
 
 __all__ = [
@@ -9,7 +8,6 @@ __all__ = [
     "GPNConfig",
     "GPNModule",
     "weighted_mlm_loss",
-    "HFImageClassifier",
     "DnaTransformer",
     "TransformerConfig",
     "TransformerMLM",
