@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "project": ("scaffold", "create a project from a template"),
     "data": ("data", "prepare genomic training data (promoters, windows)"),
     "score": ("score", "score variants with a trained model"),
+    "bench-vep": ("bench_vep", "zero-shot variant-effect proxy on a genome's annotation"),
     "env": ("env", "detect the compute environment (SLURM, GPUs, scratch)"),
     "slurm": ("slurm", "submit trainings to SLURM"),
     "exp": ("exp", "list, show, compare and export experiments"),
