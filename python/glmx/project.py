@@ -33,7 +33,9 @@ class Project:
     ``{config_prefix}/cfg.yaml`` (or ``meta.yaml``'s ``default_config`` when ``config`` is
     None). Call it to build objects: ``proj()`` is target ``main``, ``proj("model")`` one
     target, ``proj("a", "b")`` a tuple, ``proj(["a", "b"])`` a dict; keyword arguments bind
-    ``!var`` nodes. Each call builds fresh objects; singletons are shared within one call.
+    ``!var`` nodes. When ``main`` is a partial of a training entry point
+    (``!partial:glmx.cli.train:fit``), ``proj()`` runs it and returns the trainer; ``proj("main")``
+    returns the partial itself. Each call builds fresh objects; singletons are shared within one call.
 
     Hydra-style trees work too: ``Project("train.yaml", project_dir="configs",
     overrides=["experiment=x"])`` composes the tree (a primary config with a ``defaults:`` list
@@ -81,7 +83,7 @@ class Project:
         if self._hydra is not None:
             return self._call_hydra(targets)
         if not targets:
-            return self._graph.materialize("main", **vars)
+            return _run_entry_point(self._graph.materialize("main", **vars))
         if len(targets) == 1 and isinstance(targets[0], (list, tuple)):
             names = list(targets[0])
             return dict(zip(names, self._graph.materialize_many(names, **vars), strict=True))
@@ -108,7 +110,7 @@ class Project:
     def _call_hydra(self, targets: tuple[Any, ...]) -> Any:
         assert self._hydra is not None
         if not targets:
-            return self._hydra.build("main")
+            return _run_entry_point(self._hydra.build("main"))
         from glmx.hydra.instantiate import shared_singletons
 
         with shared_singletons():  # one materialization: singletons shared across targets
@@ -119,6 +121,17 @@ class Project:
 
     def __repr__(self) -> str:
         return f"Project({self.config!r}, project_dir={self.meta.project_dir!r})"
+
+
+def _run_entry_point(main: Any) -> Any:
+    """``proj()`` runs a ``main`` that is a partial of a training entry point (one marked
+    ``__glmx_entry_point__``, such as :func:`glmx.cli.train.fit`) and returns its result;
+    any other ``main`` is returned as built."""
+    import functools
+
+    if isinstance(main, functools.partial) and getattr(main.func, "__glmx_entry_point__", False):
+        return main()
+    return main
 
 
 def _is_hydra_project(config: str | None, project_dir: str, overrides: Any) -> bool:

@@ -66,32 +66,62 @@ def _apply_extras(cfg: Mapping[str, Any]) -> None:
 def _metric(trainer: Any, name: str | None) -> float | None:
     if not name:
         return None
+    if trainer.fast_dev_run:
+        log.info("fast_dev_run: optimized_metric '%s' is not tracked", name)
+        return None  # Lightning's fast_dev_run tracks no metrics
     value = trainer.callback_metrics_float(name)
     if value is None:
-        raise trainer._metrics.missing_metric_error(name, "optimized_metric")
+        if not trainer.validated:
+            # a short run that never reached a validation: nothing to optimize (Lightning
+            # warns for its checkpoint monitor in the same case)
+            log.warning("optimized_metric '%s': no value (validation has not run)", name)
+            return None
+        raise trainer.missing_metric_error(name, "optimized_metric")
     return value
 
 
 def train(cfg: Mapping[str, Any]) -> float | None:
-    """The training task: returns the value of ``cfg.optimized_metric`` (for sweeps)."""
+    """The training task: returns the value of ``cfg.optimized_metric`` (for sweeps).
+
+    With ``track`` on, the run's record in the experiment registry ends with its true final
+    state and the process outcome (``exit`` with the exit code), failures after ``fit``
+    (testing, the optimized metric) included."""
     _apply_extras(cfg)
     from glmx.hydra import instantiate
-    from glmx.trainer import ModelCheckpoint, seed_everything
+    from glmx.trainer import seed_everything
 
-    if cfg.get("seed") is not None:
-        seed_everything(int(cfg["seed"]))
+    seed = cfg.get("seed")
+    if seed is not None:
+        seed_everything(int(seed))
     datamodule = instantiate(cfg["data"])
     model = instantiate(cfg["model"])
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    tracker = None
     if cfg.get("track", True):
         from glmx.tracking import ExperimentTracker
 
         # the run's record in the experiment registry (`glmx exp list`): config, git state,
         # host, SLURM ids, status and metrics, from this run's .hydra/ files
-        if not any(isinstance(c, ExperimentTracker) for c in callbacks):
-            callbacks.append(ExperimentTracker())
+        tracker = next((c for c in callbacks if isinstance(c, ExperimentTracker)), None)
+        if tracker is None:
+            tracker = ExperimentTracker(seed=None if seed is None else int(seed))
+            callbacks.append(tracker)
     loggers = _instantiate_group(cfg.get("logger"), "logger")
     trainer = instantiate(cfg["trainer"], callbacks=callbacks, logger=loggers or False)
+    try:
+        result = _fit_and_test(cfg, trainer, model, datamodule)
+    except BaseException as err:
+        if tracker is not None and not isinstance(err, SystemExit):
+            tracker.record_exit(err)
+        raise
+    if tracker is not None:
+        tracker.record_exit(None)
+    return result
+
+
+def _fit_and_test(cfg: Mapping[str, Any], trainer: Any, model: Any, datamodule: Any) -> Any:
+    from glmx.trainer import ModelCheckpoint
+
     if cfg.get("train", True):
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if cfg.get("test", False):

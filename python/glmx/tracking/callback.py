@@ -55,6 +55,11 @@ class ExperimentTracker(Callback):
         overrides: command-line overrides; default ``<run_dir>/.hydra/overrides.yaml``.
         name: a display name (default: the run directory's name).
         heartbeat_interval: seconds between heartbeats.
+        seed: the run's seed (default: the trainer's, else the one ``seed_everything`` set).
+
+    Final states: ``done``, ``failed`` (with the exception's one-line summary),
+    ``interrupted`` (Ctrl-C), ``preempted`` (SLURM requeue); :meth:`record_exit` adds the
+    process's exit code.
     """
 
     def __init__(
@@ -64,7 +69,9 @@ class ExperimentTracker(Callback):
         overrides: list[str] | None = None,
         name: str | None = None,
         heartbeat_interval: float = 30.0,
+        seed: int | None = None,
     ) -> None:
+        self.seed = seed
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.config, self.overrides, self.name = config, overrides, name
         self.heartbeat_interval = heartbeat_interval
@@ -74,6 +81,7 @@ class ExperimentTracker(Callback):
         self._open = False
         self._error: str | None = None
         self._step = 0
+        self._ended = False
 
     def _resolve_dir(self, trainer: Trainer) -> Path:
         if self.run_dir is not None:
@@ -94,10 +102,16 @@ class ExperimentTracker(Callback):
             run_dir,
             config=config,
             overrides=overrides,
-            seed=trainer.seed,
+            seed=self._seed(trainer),
             command=sys.argv,
             name=self.name,
         )
+
+    def _seed(self, trainer: Trainer) -> int | None:
+        for value in (self.seed, trainer.seed, os.environ.get("PL_GLOBAL_SEED")):
+            if value is not None and str(value).lstrip("-").isdigit():
+                return int(value)
+        return None
 
     def on_train_start(self, trainer: Trainer, pl_module: Module) -> None:
         if self.record is None:
@@ -127,21 +141,36 @@ class ExperimentTracker(Callback):
         self._step = trainer.global_step
 
     def on_exception(self, trainer: Trainer, pl_module: Module, exception: BaseException) -> None:
-        # Recorded at once (teardown still runs after a failure and must not say `done`).
-        if self.record is None or not self._open:
+        # Recorded at once (teardown still runs after a failure and must not say `done`), also
+        # for a failure before training started (set-up, sanity check).
+        if self.record is None or self._ended:
             return
-        if isinstance(exception, KeyboardInterrupt):
-            error = "interrupted (KeyboardInterrupt)"
-        else:
-            error = f"{type(exception).__name__}: {exception}"
+        status, error = failure_of(exception)
         self._error = error
-        self.record.append("ended", status="failed", step=trainer.global_step, error=error)
+        self.record.append("ended", status=status, step=trainer.global_step, error=error)
+        self._ended = True
         self._close()
+
+    def record_exit(self, exception: BaseException | None) -> None:
+        """Append the process's outcome as an ``exit`` event (0, 1, or 130 for Ctrl-C), so
+        a failure after training (testing, the optimized metric) is recorded too."""
+        if self.record is None:
+            return
+        if exception is None:
+            self.record.append("exit", rc=0)
+            return
+        status, error = failure_of(exception)
+        if not self._ended:
+            self.record.append("ended", status=status, step=self._step, error=error)
+            self._ended = True
+            self._close()
+        self.record.append("exit", rc=130 if status == "interrupted" else 1, error=error)
 
     def teardown(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
         if stage != "fit" or self.record is None or not self._open:
             return
         if any(getattr(cb, "requeued", False) for cb in trainer.callbacks):
+            self._ended = True
             self._close()  # SlurmRequeue appended `preempted`; the requeued job continues the record
             return
         final, best = read_metrics(self.record.run_dir)
@@ -150,6 +179,7 @@ class ExperimentTracker(Callback):
             if value is not None:
                 final.setdefault(name, value)
         self.record.append("ended", status="done", step=trainer.global_step, final=final, best=best)
+        self._ended = True
         self._close()
 
     # -- internals ---------------------------------------------------------------------------
@@ -181,10 +211,22 @@ class ExperimentTracker(Callback):
         sys.excepthook = hook
 
     def _finish_at_exit(self) -> None:
-        if self._open and self.record is not None:
+        if self._open and not self._ended and self.record is not None:
             error = self._error or "the process exited before training finished"
             self.record.append("ended", status="failed", step=self._step, error=error)
+            self._ended = True
             self._close()
 
     def state_dict(self) -> dict[str, Any]:
         return {}
+
+
+def failure_of(exception: BaseException) -> tuple[str, str]:
+    """``(status, one-line summary)`` of the exception that ended a run."""
+    if isinstance(exception, KeyboardInterrupt):
+        return "interrupted", "interrupted (KeyboardInterrupt)"
+    text = str(exception).strip().splitlines()
+    line = text[0] if text else ""
+    if len(line) > 300:
+        line = line[:297] + "..."
+    return "failed", f"{type(exception).__name__}: {line}" if line else type(exception).__name__

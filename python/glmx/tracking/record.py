@@ -23,7 +23,16 @@ from typing import Any
 RECORD_DIR = "glmx-run"
 EVENTS_FILE = "events.jsonl"
 HEARTBEAT_FILE = "heartbeat"
-STATUSES = ("created", "queued", "running", "done", "failed", "preempted", "dead")
+STATUSES = (
+    "created",
+    "queued",
+    "running",
+    "done",
+    "failed",
+    "interrupted",
+    "preempted",
+    "dead",
+)
 # A running job rewrites its heartbeat every 30 s; five missed beats mean it is gone.
 DEAD_AFTER_S = 300.0
 _MIN_WORDS = ("loss", "perplexity", "ppl", "error", "mse", "mae")
@@ -284,10 +293,16 @@ def fold(
                 last_step=ev.get("step", s["last_step"]),
             )
         elif kind == "exit":
-            s["exit_code"] = ev.get("rc")
-            if s["status"] in ("running", "queued", "created"):
-                s["status"] = "done" if ev.get("rc") == 0 else "failed"
+            rc = ev.get("rc")
+            s["exit_code"] = rc
+            if s["status"] in ("running", "queued", "created") or (
+                s["status"] == "done" and rc not in (0, None)
+            ):
+                # the process outlived training and failed later (e.g. testing), or died
+                # without an `ended` event
+                s["status"] = "done" if rc == 0 else ("interrupted" if rc == 130 else "failed")
                 s["ended"] = ev.get("time")
+                s["error"] = ev.get("error") or s["error"]
     if s["status"] == "running" and heartbeat is not None:
         if (time.time() if now is None else now) - heartbeat > dead_after:
             s["status"] = "dead"
