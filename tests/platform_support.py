@@ -39,9 +39,15 @@ def env(**extra: str) -> dict[str, str]:
 class Server:
     """``glmx server`` as a subprocess on a free loopback port."""
 
-    def __init__(self, home: Path, db_url: str | None = None, lease: float = 30.0,
-                 extra_args: tuple[str, ...] = (), extra_env: dict | None = None,
-                 port: int | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        db_url: str | None = None,
+        lease: float = 30.0,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict | None = None,
+        port: int | None = None,
+    ) -> None:
         self.home, self.db_url, self.lease = Path(home), db_url, lease
         self.extra_args, self.extra_env = extra_args, extra_env or {}
         self.port = port or free_port()
@@ -49,14 +55,29 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Server:
-        cmd = [sys.executable, "-m", "glmx.cli", "server", "--port", str(self.port),
-               "--home", str(self.home), "--configs", str(CONFIGS), "--lease", str(self.lease),
-               "--log-level", "warning", *self.extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "glmx.cli",
+            "server",
+            "--port",
+            str(self.port),
+            "--home",
+            str(self.home),
+            "--configs",
+            str(CONFIGS),
+            "--lease",
+            str(self.lease),
+            "--log-level",
+            "warning",
+            *self.extra_args,
+        ]
         if self.db_url:
             cmd += ["--db", self.db_url]
         self.log = open(self.home.parent / f"server-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(cmd, env=env(**self.extra_env), stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, env=env(**self.extra_env), stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -78,19 +99,35 @@ class Server:
             self.proc.wait(timeout=30)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"},
-                            timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        )
 
 
-def start_agent(url: str, workdir: Path, *args: str, extra_env: dict | None = None,
-                log_name: str = "agent") -> subprocess.Popen:
+def start_agent(
+    url: str, workdir: Path, *args: str, extra_env: dict | None = None, log_name: str = "agent"
+) -> subprocess.Popen:
     """``glmx agent --device cpu`` as a subprocess (its log in ``workdir/<log_name>.log``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / f"{log_name}.log", "ab")
-    cmd = [sys.executable, "-m", "glmx.cli", "agent", "--server", url, "--device", "cpu",
-           "--configs", str(CONFIGS), "--work-dir", str(workdir), "--poll", "0.2", *args]
-    return subprocess.Popen(cmd, env=env(**(extra_env or {})), stdout=log,
-                            stderr=subprocess.STDOUT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "glmx.cli",
+        "agent",
+        "--server",
+        url,
+        "--device",
+        "cpu",
+        "--configs",
+        str(CONFIGS),
+        "--work-dir",
+        str(workdir),
+        "--poll",
+        "0.2",
+        *args,
+    ]
+    return subprocess.Popen(cmd, env=env(**(extra_env or {})), stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):  # type: ignore[no-untyped-def]
@@ -123,19 +160,38 @@ class Postgres:
 
     def start(self) -> Postgres:
         data = self.dir / "data"
-        self._run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                  "--no-sync")
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(self.dir / "pg.log"),
-                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                  "-c fsync=off -c max_connections=200", "start")
-        self._run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                  "-U", "postgres", "glmx")
+        self._run(
+            str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"
+        )
+        self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(self.dir / "pg.log"),
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c max_connections=200",
+            "start",
+        )
+        self._run(
+            str(PG_BIN / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "glmx",
+        )
         return self
 
     def stop(self) -> None:
         try:
-            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate",
-                      "stop")
+            self._run(
+                str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"
+            )
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 pytest.importorskip("fastapi", reason="the platform extra is not installed")
-from platform_support import TOKEN, Server, wait_for  # noqa: E402
-
 from cli_helpers import glmx  # noqa: E402
+from platform_support import TOKEN, Server, wait_for  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +21,8 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("srv") / "home"
     home.mkdir()
     srv = Server(
-        home, extra_args=("--max-body-mb", "1"),
+        home,
+        extra_args=("--max-body-mb", "1"),
         extra_env={"GLMX_CORS_ORIGINS": "http://allowed.example"},
     ).start()
     yield srv
@@ -68,10 +68,18 @@ def test_token_file_created_0600_at_first_start(tmp_path):
         token = token_file.read_text().strip()
         assert len(token) >= 32
         body = {"kind": "smoke"}
-        assert httpx.post(f"{srv.url}/api/v1/runs", json=body,
-                          headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
-        assert httpx.post(f"{srv.url}/api/v1/runs", json=body,
-                          headers={"Authorization": f"Bearer {token}"}).status_code == 201
+        assert (
+            httpx.post(
+                f"{srv.url}/api/v1/runs", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+            ).status_code
+            == 401
+        )
+        assert (
+            httpx.post(
+                f"{srv.url}/api/v1/runs", json=body, headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 201
+        )
     finally:
         srv.kill()
     # a second start keeps the token; a token file others can read is refused
@@ -81,11 +89,17 @@ def test_token_file_created_0600_at_first_start(tmp_path):
 
 
 def test_cors_only_for_configured_origins(server):
-    pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
-    ok = httpx.options(f"{server.url}/api/v1/runs",
-                       headers={"Origin": "http://allowed.example", **pre})
+    pre = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    ok = httpx.options(
+        f"{server.url}/api/v1/runs", headers={"Origin": "http://allowed.example", **pre}
+    )
     assert ok.headers.get("access-control-allow-origin") == "http://allowed.example"
-    bad = httpx.options(f"{server.url}/api/v1/runs", headers={"Origin": "http://evil.example", **pre})
+    bad = httpx.options(
+        f"{server.url}/api/v1/runs", headers={"Origin": "http://evil.example", **pre}
+    )
     assert "access-control-allow-origin" not in bad.headers
 
 
@@ -93,24 +107,31 @@ def test_request_size_limit(api):
     lines = ["x" * 1000] * 1500  # ~1.5 MB > 1 MiB limit
     r = api.post("/api/v1/runs/1/logs", json={"lines": lines})
     assert r.status_code == 413 and "too large" in r.text
+
     # streamed without a declared length
     def chunks():
         yield b'{"lines": ["' + b"y" * (2 << 20) + b'"]}'
-    r = api.post("/api/v1/runs/1/logs", content=chunks(),
-                 headers={"Content-Type": "application/json"})
+
+    r = api.post(
+        "/api/v1/runs/1/logs", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413
 
 
 def test_config_validation_names_the_key(api):
-    r = api.post("/api/v1/configs", json={"name": "c1", "experiment": "tiny_cpu",
-                                           "overrides": ["model.nope=3"]})
+    r = api.post(
+        "/api/v1/configs",
+        json={"name": "c1", "experiment": "tiny_cpu", "overrides": ["model.nope=3"]},
+    )
     assert r.status_code == 422 and "model.nope" in r.text
     assert r.json()["detail"][0]["loc"] == ["body", "overrides[0]"]
     r = api.post("/api/v1/runs", json={"experiment": "no_such_experiment"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "experiment"]
     assert "tiny_cpu" in r.text  # lists the alternatives
-    r = api.post("/api/v1/configs", json={"name": "c1", "experiment": "tiny_cpu",
-                                           "overrides": ["trainer.max_epochs=1"]})
+    r = api.post(
+        "/api/v1/configs",
+        json={"name": "c1", "experiment": "tiny_cpu", "overrides": ["trainer.max_epochs=1"]},
+    )
     assert r.status_code == 201, r.text
     cfg = r.json()
     assert api.get(f"/api/v1/configs/{cfg['id']}").json()["overrides"] == ["trainer.max_epochs=1"]
@@ -122,9 +143,16 @@ def test_config_validation_names_the_key(api):
 
 @pytest.mark.parametrize(
     "override",
-    ["data.path=/etc/passwd", "data.path=../../etc", "data.path=~/x", "hydra.run.dir=/tmp/x",
-     "paths.output_dir=x", "ckpt_path=/tmp/x", "+callbacks.x._target_=os.system",
-     "experiment=../x"],
+    [
+        "data.path=/etc/passwd",
+        "data.path=../../etc",
+        "data.path=~/x",
+        "hydra.run.dir=/tmp/x",
+        "paths.output_dir=x",
+        "ckpt_path=/tmp/x",
+        "+callbacks.x._target_=os.system",
+        "experiment=../x",
+    ],
 )
 def test_overrides_confined(api, override):
     r = api.post("/api/v1/runs", json={"experiment": "tiny_cpu", "overrides": [override]})
@@ -148,9 +176,14 @@ def test_checkpoint_download_confined(server, api):
     good = api.get(f"/api/v1/runs/{run['id']}/checkpoints/checkpoint-3/model.safetensors")
     assert good.status_code == 200 and good.content == b"weights"
     base = f"{server.url}/api/v1/runs/{run['id']}/checkpoints"
-    for tail in ("%2e%2e/%2e%2e/%2e%2e/etc/passwd", "checkpoint-3/%2e%2e%2f%2e%2e%2fmodel",
-                 "checkpoint-3/%2Fetc%2Fpasswd", "%2Fetc/passwd", "..%2F..%2F..%2F..%2Fetc/passwd",
-                 "checkpoint-3/..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd"):
+    for tail in (
+        "%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "checkpoint-3/%2e%2e%2f%2e%2e%2fmodel",
+        "checkpoint-3/%2Fetc%2Fpasswd",
+        "%2Fetc/passwd",
+        "..%2F..%2F..%2F..%2Fetc/passwd",
+        "checkpoint-3/..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    ):
         r = httpx.get(f"{base}/{tail}", headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code in (400, 404), (tail, r.status_code)
         assert b"root:" not in r.content
@@ -163,57 +196,88 @@ def test_agent_protocol_metrics_logs_and_stream(server, api):
     rid, attempt, aid = run["id"], claimed["attempt"], agent["id"]
     assert claimed["state"] == "claimed" and attempt == 1
     assert api.post(f"/api/v1/agents/{aid}/claim").status_code == 409  # one run at a time
-    assert api.post(f"/api/v1/agents/{aid}/runs/{rid}/state",
-                    json={"attempt": attempt, "state": "running"}).json()["state"] == "running"
+    assert (
+        api.post(
+            f"/api/v1/agents/{aid}/runs/{rid}/state", json={"attempt": attempt, "state": "running"}
+        ).json()["state"]
+        == "running"
+    )
     points = [{"key": "train/loss", "step": s, "value": 10.0 / s} for s in range(1, 1001)]
     points += [{"key": "val/loss", "step": s, "value": 5.0 / s} for s in range(100, 1001, 100)]
-    assert api.post(f"/api/v1/runs/{rid}/metrics",
-                    json={"attempt": attempt, "points": points}).json()["accepted"] == 1010
+    assert (
+        api.post(f"/api/v1/runs/{rid}/metrics", json={"attempt": attempt, "points": points}).json()[
+            "accepted"
+        ]
+        == 1010
+    )
     # a stale attempt is refused (a requeued run's old agent)
     stale = api.post(f"/api/v1/runs/{rid}/metrics", json={"attempt": 0, "points": points[:1]})
     assert stale.status_code == 409
     assert api.get(f"/api/v1/runs/{rid}/metrics/keys").json()["keys"] == ["train/loss", "val/loss"]
     page = api.get(f"/api/v1/runs/{rid}/metrics", params={"key": "train/loss", "limit": 300}).json()
     assert len(page["points"]) == 300 and page["next_after_step"] == 300
-    page2 = api.get(f"/api/v1/runs/{rid}/metrics",
-                    params={"key": "train/loss", "after_step": 300, "limit": 300}).json()
+    page2 = api.get(
+        f"/api/v1/runs/{rid}/metrics", params={"key": "train/loss", "after_step": 300, "limit": 300}
+    ).json()
     assert page2["points"][0]["step"] == 301
     small = api.get(f"/api/v1/runs/{rid}/metrics", params={"key": "train/loss", "max_points": 50})
     steps = [p["step"] for p in small.json()["points"]]
     assert len(steps) == 50 and steps[0] == 1 and steps[-1] == 1000
-    api.post(f"/api/v1/runs/{rid}/logs", json={"attempt": attempt, "lines": [f"l{i}" for i in range(30)]})
-    assert [x["line"] for x in api.get(f"/api/v1/runs/{rid}/logs", params={"tail": 3}).json()["lines"]] == ["l27", "l28", "l29"]
-    assert api.get(f"/api/v1/runs/{rid}/logs", params={"after": 28}).json()["lines"] == [{"seq": 29, "line": "l29"}]
+    api.post(
+        f"/api/v1/runs/{rid}/logs", json={"attempt": attempt, "lines": [f"l{i}" for i in range(30)]}
+    )
+    assert [
+        x["line"] for x in api.get(f"/api/v1/runs/{rid}/logs", params={"tail": 3}).json()["lines"]
+    ] == ["l27", "l28", "l29"]
+    assert api.get(f"/api/v1/runs/{rid}/logs", params={"after": 28}).json()["lines"] == [
+        {"seq": 29, "line": "l29"}
+    ]
     # actions reach the agent through its heartbeat
     api.post(f"/api/v1/runs/{rid}/actions/save")
-    hb = api.post(f"/api/v1/agents/{aid}/heartbeat", json={"run_id": rid, "attempt": attempt}).json()
+    hb = api.post(
+        f"/api/v1/agents/{aid}/heartbeat", json={"run_id": rid, "attempt": attempt}
+    ).json()
     assert hb["valid"] and hb["action"] == "save"
-    assert api.post(f"/api/v1/agents/{aid}/heartbeat", json={"run_id": rid, "attempt": attempt}).json()["action"] is None
+    assert (
+        api.post(
+            f"/api/v1/agents/{aid}/heartbeat", json={"run_id": rid, "attempt": attempt}
+        ).json()["action"]
+        is None
+    )
     agents = {a["id"]: a for a in api.get("/api/v1/agents").json()["agents"]}
     assert agents[aid]["current_run_id"] == rid and agents[aid]["state"] == "busy"
 
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     ws_url = server.url.replace("http", "ws") + f"/api/v1/runs/{rid}/stream?interval=0.1"
     with connect(ws_url) as ws:
         ws.send(json.dumps({"token": "wrong"}))
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
+        assert closed.value.rcvd.code == 4401
     with connect(ws_url) as ws:
         ws.send(json.dumps({"token": TOKEN}))
         first = json.loads(ws.recv(timeout=10))
         assert first == {**first, "type": "state", "state": "running"}
         got = json.loads(ws.recv(timeout=10))
         assert got["type"] == "metrics" and len(got["points"]) == 1010
-        api.post(f"/api/v1/runs/{rid}/metrics",
-                 json={"attempt": attempt, "points": [{"key": "train/loss", "step": 1001, "value": 0.01}]})
+        api.post(
+            f"/api/v1/runs/{rid}/metrics",
+            json={
+                "attempt": attempt,
+                "points": [{"key": "train/loss", "step": 1001, "value": 0.01}],
+            },
+        )
         new = json.loads(ws.recv(timeout=10))
         while new["type"] != "metrics":  # the state message (last_step moved) comes first
             assert new["last_step"] == 1001
             new = json.loads(ws.recv(timeout=10))
         assert new["points"] == [{**new["points"][0], "step": 1001, "value": 0.01}]
-        api.post(f"/api/v1/agents/{aid}/runs/{rid}/state",
-                 json={"attempt": attempt, "state": "done", "exit_code": 0})
+        api.post(
+            f"/api/v1/agents/{aid}/runs/{rid}/state",
+            json={"attempt": attempt, "state": "done", "exit_code": 0},
+        )
         msgs = []
         while True:
             try:
@@ -237,18 +301,24 @@ def test_lease_expiry_requeues_and_fences_the_old_agent(tmp_path):
             run = api.post("/api/v1/runs", json={"kind": "smoke"}).json()
             agent, claimed = _agent_run(api, run["id"])
             rid = run["id"]
-            requeued = wait_for(lambda: api.get(f"/api/v1/runs/{rid}").json()["state"] == "queued",
-                                10, "the lease to expire")
+            requeued = wait_for(
+                lambda: api.get(f"/api/v1/runs/{rid}").json()["state"] == "queued",
+                10,
+                "the lease to expire",
+            )
             assert requeued
             events = [e["what"] for e in api.get(f"/api/v1/runs/{rid}").json()["events"]]
             assert "preempted" in events
-            hb = api.post(f"/api/v1/agents/{agent['id']}/heartbeat",
-                          json={"run_id": rid, "attempt": 1}).json()
+            hb = api.post(
+                f"/api/v1/agents/{agent['id']}/heartbeat", json={"run_id": rid, "attempt": 1}
+            ).json()
             assert hb["valid"] is False
             other, again = _agent_run(api, rid)
             assert again["attempt"] == 2
-            r = api.post(f"/api/v1/agents/{agent['id']}/runs/{rid}/state",
-                         json={"attempt": 1, "state": "done"})
+            r = api.post(
+                f"/api/v1/agents/{agent['id']}/runs/{rid}/state",
+                json={"attempt": 1, "state": "done"},
+            )
             assert r.status_code == 409
     finally:
         srv.kill()
@@ -256,8 +326,9 @@ def test_lease_expiry_requeues_and_fences_the_old_agent(tmp_path):
 
 def test_runs_cli(server, tmp_path):
     env = {"GLMX_PLATFORM_URL": server.url, "GLMX_PLATFORM_TOKEN": TOKEN}
-    r = glmx("runs", "submit", "--kind", "smoke", "steps=3", "--name", "cli-run", "--tag", "t1",
-             env=env)
+    r = glmx(
+        "runs", "submit", "--kind", "smoke", "steps=3", "--name", "cli-run", "--tag", "t1", env=env
+    )
     assert r.returncode == 0, r.stderr
     rid = int(r.stdout.strip())
     listed = json.loads(glmx("runs", "list", "--format", "json", env=env).stdout)

@@ -36,17 +36,28 @@ def _queue_run(tmp_path: Path, db_url: str | None) -> None:
         with srv.client() as api:
             ids = []
             for i in range(N_RUNS):
-                r = api.post("/api/v1/runs", json={"kind": "smoke", "name": f"q{i}",
-                                                    "overrides": ["steps=3", "checkpoint_every=1"]})
+                r = api.post(
+                    "/api/v1/runs",
+                    json={
+                        "kind": "smoke",
+                        "name": f"q{i}",
+                        "overrides": ["steps=3", "checkpoint_every=1"],
+                    },
+                )
                 assert r.status_code == 201, r.text
                 ids.append(r.json()["id"])
             t0 = time.monotonic()
-            agents = [start_agent(srv.url, tmp_path / f"a{i}", "--exit-when-idle", "3",
-                                  log_name=f"agent{i}") for i in range(N_AGENTS)]
+            agents = [
+                start_agent(
+                    srv.url, tmp_path / f"a{i}", "--exit-when-idle", "3", log_name=f"agent{i}"
+                )
+                for i in range(N_AGENTS)
+            ]
 
             def finished():
-                page = api.get("/api/v1/runs", params={"state": "queued,claimed,running",
-                                                       "limit": 1}).json()
+                page = api.get(
+                    "/api/v1/runs", params={"state": "queued,claimed,running", "limit": 1}
+                ).json()
                 return page["total"] == 0
 
             wait_for(finished, 150, "the queue to drain", poll=0.5)
@@ -58,7 +69,7 @@ def _queue_run(tmp_path: Path, db_url: str | None) -> None:
         # each run claimed once, executed once, by an agent that reported it
         assert all(r["attempt"] == 1 for r in runs)
         for r in runs:
-            executions = (Path(srv.home / "runs" / f"run-{r['id']}") / "executions.log")
+            executions = Path(srv.home / "runs" / f"run-{r['id']}") / "executions.log"
             assert len(executions.read_text().splitlines()) == 1, r["id"]
             assert r["final_metrics"]["train/loss"]["step"] == 3
         per_agent = collections.Counter(r["agent_id"] for r in runs)

@@ -20,15 +20,26 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi", reason="the platform extra is not installed")
+from cli_helpers import glmx  # noqa: E402
 from platform_support import (  # noqa: E402
-    CONFIGS, TOKEN, Postgres, Server, env, postgres_available, start_agent, wait_for,
+    CONFIGS,
+    TOKEN,
+    Postgres,
+    Server,
+    env,
+    postgres_available,
+    start_agent,
+    wait_for,
 )
 
-from cli_helpers import glmx  # noqa: E402
-
 # ~512 optimizer steps with a checkpoint every 32: long enough to be killed mid-run
-SLOW = ["test=false", "data.n=8192", "trainer.max_epochs=2",
-        "callbacks.model_checkpoint.every_n_train_steps=32"]
+FINAL = ("done", "failed", "cancelled", "preempted")
+SLOW = [
+    "test=false",
+    "data.n=8192",
+    "trainer.max_epochs=2",
+    "callbacks.model_checkpoint.every_n_train_steps=32",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +76,36 @@ def _file_points(run_dir: Path) -> dict[tuple[str, int], float]:
 def _done_when(tmp_path: Path, db_url: str | None) -> None:
     srv = Server(tmp_path / "home", db_url=db_url).start()
     cli_env = {"GLMX_PLATFORM_URL": srv.url, "GLMX_PLATFORM_TOKEN": TOKEN}
-    agents = [start_agent(srv.url, tmp_path / f"agent{i}", "--exit-when-idle", "5")
-              for i in range(2)]
+    agents = [
+        start_agent(srv.url, tmp_path / f"agent{i}", "--exit-when-idle", "5") for i in range(2)
+    ]
     try:
         ids = []
-        for i in range(4):
+        for i in range(3):
             extra = ["test=false"] if i else []  # one run also tests with the best checkpoint
-            r = glmx("runs", "submit", "experiment=tiny_cpu", f"seed={i}", *extra,
-                     "--name", f"tiny-{i}", env=cli_env)
+            r = glmx(
+                "runs",
+                "submit",
+                "experiment=tiny_cpu",
+                f"seed={i}",
+                *extra,
+                "--name",
+                f"tiny-{i}",
+                env=cli_env,
+            )
             assert r.returncode == 0, r.stderr
             ids.append(int(r.stdout))
-        for rid in ids:
-            r = glmx("runs", "wait", str(rid), "--timeout", "240", env=cli_env)
-            assert r.returncode == 0, (r.stdout, r.stderr, srv.read_log())
+        with srv.client() as api:
+            wait_for(
+                lambda: all(
+                    api.get(f"/api/v1/runs/{rid}").json()["state"] in FINAL for rid in ids[1:]
+                ),
+                240,
+                "the runs",
+                poll=0.5,
+            )
+        r = glmx("runs", "wait", str(ids[0]), "--timeout", "240", env=cli_env)
+        assert r.returncode == 0, (r.stdout, r.stderr, srv.read_log())
         with srv.client() as api:
             runs = [api.get(f"/api/v1/runs/{rid}").json() for rid in ids]
             assert all(r["state"] == "done" and r["attempt"] == 1 for r in runs)
@@ -94,11 +122,15 @@ def _done_when(tmp_path: Path, db_url: str | None) -> None:
                 name = ckpts[-1]["name"]
                 weights = api.get(f"/api/v1/runs/{r['id']}/checkpoints/{name}/model.safetensors")
                 assert weights.status_code == 200
-                assert weights.content == (Path(r["run_dir"]) / "checkpoints" / name /
-                                           "model.safetensors").read_bytes()
+                assert (
+                    weights.content
+                    == (
+                        Path(r["run_dir"]) / "checkpoints" / name / "model.safetensors"
+                    ).read_bytes()
+                )
             assert "test/loss" in runs[0]["final_metrics"]
         shown = glmx("runs", "list", env=cli_env).stdout
-        assert shown.count(" done ") == 4
+        assert shown.count(" done ") == 3
         for a in agents:
             assert a.wait(timeout=60) == 0
     finally:
@@ -134,12 +166,18 @@ def test_agent_kill9_requeues_and_resumes_exactly(tmp_path):
     agents = []
     try:
         with srv.client() as api:
-            victim = api.post("/api/v1/runs", json={"experiment": "tiny_cpu", "overrides": SLOW,
-                                                    "priority": 1}).json()
+            victim = api.post(
+                "/api/v1/runs", json={"experiment": "tiny_cpu", "overrides": SLOW, "priority": 1}
+            ).json()
             agents.append(start_agent(srv.url, tmp_path / "a", log_name="victim-agent"))
-            wait_for(lambda: api.get(f"/api/v1/runs/{victim['id']}").json()["state"] == "running",
-                     60, "the victim to start")
-            ref = api.post("/api/v1/runs", json={"experiment": "tiny_cpu", "overrides": SLOW}).json()
+            wait_for(
+                lambda: api.get(f"/api/v1/runs/{victim['id']}").json()["state"] == "running",
+                60,
+                "the victim to start",
+            )
+            ref = api.post(
+                "/api/v1/runs", json={"experiment": "tiny_cpu", "overrides": SLOW}
+            ).json()
             agents.append(start_agent(srv.url, tmp_path / "b", "--exit-when-idle", "3"))
 
             def checkpointed():
@@ -155,14 +193,22 @@ def test_agent_kill9_requeues_and_resumes_exactly(tmp_path):
             # the training process died with its agent: nothing runs twice at once
             wait_for(lambda: not _alive_with(victim["run_dir"] + " "), 10, "the trainer to die")
             final = wait_for(
-                lambda: (r := api.get(f"/api/v1/runs/{victim['id']}").json())["state"]
-                in ("done", "failed") and r, 240, "the victim to finish on the other agent")
+                lambda: (
+                    (r := api.get(f"/api/v1/runs/{victim['id']}").json())["state"]
+                    in ("done", "failed")
+                    and r
+                ),
+                240,
+                "the victim to finish on the other agent",
+            )
             assert final["state"] == "done", final
             assert final["attempt"] == 2 and final["agent_id"] != victim.get("agent_id")
             assert "preempted" in [e["what"] for e in final["events"]]
             done_ref = wait_for(
-                lambda: (r := api.get(f"/api/v1/runs/{ref['id']}").json())["state"] == "done"
-                and r, 240, "the reference run")
+                lambda: (r := api.get(f"/api/v1/runs/{ref['id']}").json())["state"] == "done" and r,
+                240,
+                "the reference run",
+            )
             # resumed from its checkpoint, not from scratch: attempt 2 started past step 0
             out = (Path(final["run_dir"]) / "output.log").read_text()
             assert "attempt 2:" in out and "ckpt_path=last" in out
@@ -181,16 +227,28 @@ def test_server_restart_mid_run_loses_nothing(tmp_path, postgres):
     agent = start_agent(srv.url, tmp_path / "a", "--exit-when-idle", "5", "--heartbeat", "1")
     try:
         with srv.client() as api:
-            run = api.post("/api/v1/runs", json={"experiment": "tiny_cpu", "overrides": SLOW,
-                                                 "name": "survivor"}).json()
-            wait_for(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["last_step"] >= 16,
-                     120, "the run to report", poll=0.05)
+            run = api.post(
+                "/api/v1/runs",
+                json={"experiment": "tiny_cpu", "overrides": SLOW, "name": "survivor"},
+            ).json()
+            wait_for(
+                lambda: api.get(f"/api/v1/runs/{run['id']}").json()["last_step"] >= 16,
+                120,
+                "the run to report",
+                poll=0.05,
+            )
         srv.kill()  # kill -9 mid-run
         srv.start()  # same port, same database
         with srv.client() as api:
             final = wait_for(
-                lambda: (r := api.get(f"/api/v1/runs/{run['id']}").json())["state"]
-                in ("done", "failed") and r, 240, "the run to finish")
+                lambda: (
+                    (r := api.get(f"/api/v1/runs/{run['id']}").json())["state"]
+                    in ("done", "failed")
+                    and r
+                ),
+                240,
+                "the run to finish",
+            )
             assert final["state"] == "done" and final["attempt"] == 1, final
             run_dir = Path(final["run_dir"])
             want = _file_points(run_dir)
@@ -212,12 +270,22 @@ def test_external_run_reports_with_the_callback(tmp_path):
     srv = Server(tmp_path / "home").start()
     try:
         run_dir = tmp_path / "outside"
-        cmd = [sys.executable, "-m", "glmx.train", "-cp", str(CONFIGS), "experiment=tiny_cpu",
-               "test=false", f"hydra.run.dir={run_dir}",
-               "+callbacks.platform._target_=glmx.platform.PlatformReporter",
-               f"+callbacks.platform.url={srv.url}", "+callbacks.platform.flush_s=0.2"]
-        r = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=240,
-                           cwd=tmp_path)
+        cmd = [
+            sys.executable,
+            "-m",
+            "glmx.train",
+            "-cp",
+            str(CONFIGS),
+            "experiment=tiny_cpu",
+            "test=false",
+            f"hydra.run.dir={run_dir}",
+            "+callbacks.platform._target_=glmx.platform.PlatformReporter",
+            f"+callbacks.platform.url={srv.url}",
+            "+callbacks.platform.flush_s=0.2",
+        ]
+        r = subprocess.run(
+            cmd, env=env(), capture_output=True, text=True, timeout=240, cwd=tmp_path
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         with srv.client() as api:
             runs = api.get("/api/v1/runs").json()["runs"]

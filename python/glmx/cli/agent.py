@@ -9,9 +9,7 @@ import os
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """``agent`` options."""
-    parser.add_argument(
-        "--server", default=None, help="server URL (default $GLMX_PLATFORM_URL)"
-    )
+    parser.add_argument("--server", default=None, help="server URL (default $GLMX_PLATFORM_URL)")
     parser.add_argument("--token", default=None, help="API token (default $GLMX_PLATFORM_TOKEN)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N (one GPU per agent)")
     parser.add_argument("--name", default="", help="agent name (default host:device)")
@@ -22,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "--work-dir", default=None, help="working directory of trainings (default: here)"
     )
     parser.add_argument(
-        "--runs-dir", default=None,
+        "--runs-dir",
+        default=None,
         help="write runs here instead of the server's runs root (no shared file system)",
     )
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between claims")
@@ -51,9 +50,17 @@ def run(args: argparse.Namespace, command: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     agent = Agent(
-        server, token, device=args.device, name=args.name, configs_dir=args.configs,
-        work_dir=args.work_dir, runs_dir=args.runs_dir, poll_s=args.poll,
-        heartbeat_s=args.heartbeat, max_runs=args.max_runs, exit_when_idle=args.exit_when_idle,
+        server,
+        token,
+        device=args.device,
+        name=args.name,
+        configs_dir=args.configs,
+        work_dir=args.work_dir,
+        runs_dir=args.runs_dir,
+        poll_s=args.poll,
+        heartbeat_s=args.heartbeat,
+        max_runs=args.max_runs,
+        exit_when_idle=args.exit_when_idle,
     )
     done = agent.serve()
     logging.getLogger("glmx.platform.agent").info("agent exiting after %d runs", done)

@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
             p.add_argument("--config-id", type=int, default=None, help="a stored config")
             p.add_argument("--priority", type=int, default=0, help="higher runs first")
             p.add_argument(
-                "--kind", choices=["train", "smoke"], default="train",
+                "--kind",
+                choices=["train", "smoke"],
+                default="train",
                 help="train (python -m glmx.train) or smoke (built-in test workload)",
             )
         if name in ("list", "show"):
@@ -77,8 +79,14 @@ def run(args: argparse.Namespace, command: str) -> int:
                 else:
                     rest.append(ov)
             run = client.submit(
-                experiment, rest, name=args.name, tags=args.tag, project=args.project,
-                config_id=args.config_id, kind=args.kind, priority=args.priority,
+                experiment,
+                rest,
+                name=args.name,
+                tags=args.tag,
+                project=args.project,
+                config_id=args.config_id,
+                kind=args.kind,
+                priority=args.priority,
             )
             print(run["id"])
             return 0
@@ -94,15 +102,31 @@ def run(args: argparse.Namespace, command: str) -> int:
             if args.format == "json":
                 print(json.dumps(r, indent=1))
             else:
-                for key in ("id", "name", "state", "experiment", "overrides", "tags", "agent_id",
-                            "attempt", "last_step", "exit_code", "run_dir"):
+                for key in (
+                    "id",
+                    "name",
+                    "state",
+                    "experiment",
+                    "overrides",
+                    "tags",
+                    "agent_id",
+                    "attempt",
+                    "last_step",
+                    "exit_code",
+                    "run_dir",
+                ):
                     print(f"{key + ':':<12} {r.get(key)}")
                 for key, m in (r.get("final_metrics") or {}).items():
-                    print(f"{key + ':':<12} {fmt_num(m.get('value'))} (best {fmt_num(m.get('best'))})")
+                    print(
+                        f"{key + ':':<12} {fmt_num(m.get('value'))} (best {fmt_num(m.get('best'))})"
+                    )
             return 0
         if args.action == "cancel":
             r = client.cancel(args.run_id)
-            print(f"run {r['id']}: {r['state']}" + (" (cancel requested)" if r["pending_action"] else ""))
+            print(
+                f"run {r['id']}: {r['state']}"
+                + (" (cancel requested)" if r["pending_action"] else "")
+            )
             return 0
         r = client.wait(args.run_id, timeout=args.timeout)
         print(f"run {r['id']}: {r['state']}")

@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument(
-        "--db", default=None,
+        "--db",
+        default=None,
         help="database URL (default $GLMX_DB_URL, else SQLite in the data dir); "
         "e.g. postgresql+psycopg://user@host:5432/glmx",
     )
@@ -59,7 +60,10 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(f"glmx server: database {settings.db_url.split('@')[-1]}", file=sys.stderr)
     print(f"glmx server: token from {where}; runs in {settings.runs_dir}", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"glmx server: listening on {args.host}: anyone who can reach it and holds the "
-              "token can launch code on your agents", file=sys.stderr)
+        print(
+            f"glmx server: listening on {args.host}: anyone who can reach it and holds the "
+            "token can launch code on your agents",
+            file=sys.stderr,
+        )
     serve(settings, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -41,16 +41,23 @@ def device_info(device: str) -> dict[str, Any]:
     if shutil.which("nvidia-smi"):
         try:
             out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits",
-                 "-i", index],
-                capture_output=True, text=True, timeout=20, check=True,
+                [
+                    "nvidia-smi",
+                    "--query-gpu=name,memory.total",
+                    "--format=csv,noheader,nounits",
+                    "-i",
+                    index,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
             ).stdout.strip()
             name, _, mem_s = out.partition(",")
             name, mem = name.strip(), int(float(mem_s.strip() or 0))
         except (subprocess.SubprocessError, ValueError, OSError):
             pass
-    return {"device": device, "cuda_visible_devices": index, "gpu_name": name,
-            "gpu_memory_mb": mem}
+    return {"device": device, "cuda_visible_devices": index, "gpu_name": name, "gpu_memory_mb": mem}
 
 
 class Agent:
@@ -89,8 +96,9 @@ class Agent:
         self.server = server.rstrip("/")
         self.info = device_info(device)
         self.name = name or f"{socket.gethostname()}:{device}"
-        self.configs_dir = Path(configs_dir or os.environ.get("GLMX_PLATFORM_CONFIGS")
-                                or Path.cwd() / "configs").resolve()
+        self.configs_dir = Path(
+            configs_dir or os.environ.get("GLMX_PLATFORM_CONFIGS") or Path.cwd() / "configs"
+        ).resolve()
         self.work_dir = Path(work_dir or Path.cwd()).resolve()
         self.runs_dir = Path(runs_dir).resolve() if runs_dir else None
         self.poll_s, self.heartbeat_s = poll_s, heartbeat_s
@@ -105,8 +113,9 @@ class Agent:
         )
 
     # -- HTTP with retries ------------------------------------------------------------------
-    def call(self, method: str, path: str, body: Any = None, give_up_s: float | None = None
-             ) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, give_up_s: float | None = None
+    ) -> tuple[int, Any]:
         """(status, JSON) of one request, retried while the server is unreachable or answers
         5xx (for ``give_up_s`` seconds, None: until the agent stops). 401 raises."""
         import httpx
@@ -131,8 +140,13 @@ class Agent:
 
     def register(self) -> None:
         """Registers (retrying until the server answers)."""
-        body = {"name": self.name, "host": socket.gethostname(), "device": self.info["device"],
-                "gpu_name": self.info["gpu_name"], "gpu_memory_mb": self.info["gpu_memory_mb"]}
+        body = {
+            "name": self.name,
+            "host": socket.gethostname(),
+            "device": self.info["device"],
+            "gpu_name": self.info["gpu_name"],
+            "gpu_memory_mb": self.info["gpu_memory_mb"],
+        }
         status, data = self.call("POST", "/api/v1/agents", body)
         if status != 201:
             raise PlatformError(f"agent registration failed: {status} {data}")
@@ -167,8 +181,10 @@ class Agent:
                     break
                 run = self.claim()
                 if run is None:
-                    if (self.exit_when_idle is not None
-                            and time.monotonic() - idle_since > self.exit_when_idle):
+                    if (
+                        self.exit_when_idle is not None
+                        and time.monotonic() - idle_since > self.exit_when_idle
+                    ):
                         break
                     time.sleep(self.poll_s)
                     continue

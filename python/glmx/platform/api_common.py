@@ -49,10 +49,12 @@ def final_metrics(session: Session, run_id: int) -> dict[str, Any]:
         .subquery()
     )
     rows = session.execute(
-        select(Metric.key, Metric.step, Metric.value).join(
+        select(Metric.key, Metric.step, Metric.value)
+        .join(
             last_step,
             (Metric.key == last_step.c.key) & (Metric.step == last_step.c.step),
-        ).where(Metric.run_id == run_id)
+        )
+        .where(Metric.run_id == run_id)
     ).all()
     out: dict[str, Any] = {k: {"value": v, "step": s} for k, s, v in rows}
     for key in out:

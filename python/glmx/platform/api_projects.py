@@ -123,7 +123,11 @@ def update_config(config_id: int, body: ConfigIn, request: Request) -> dict[str,
 def list_experiments(request: Request) -> dict[str, Any]:
     """Experiment names in the server's config tree (``configs/experiment/*.yaml``)."""
     root = state(request).settings.configs_dir / "experiment"
-    names = sorted(
-        str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml") if p.is_file()
-    ) if root.is_dir() else []
+    names = (
+        sorted(
+            str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml") if p.is_file()
+        )
+        if root.is_dir()
+        else []
+    )
     return {"experiments": names}

@@ -177,7 +177,9 @@ def run_action(run_id: int, action: str, request: Request) -> dict[str, Any]:
 @router.post("/{run_id}/metrics", dependencies=[Depends(require_token)])
 def post_metrics(run_id: int, body: MetricsIn, request: Request) -> dict[str, Any]:
     """Ingests metric points (idempotent per run, key and step)."""
-    n = ingest_metrics(state(request).db, run_id, body.attempt, [p.model_dump() for p in body.points])
+    n = ingest_metrics(
+        state(request).db, run_id, body.attempt, [p.model_dump() for p in body.points]
+    )
     return {"accepted": n}
 
 
@@ -296,8 +298,14 @@ def list_checkpoints(run_id: int, request: Request) -> dict[str, Any]:
                     if f.is_file() and not f.is_symlink()
                 ]
                 step = d.name.split("-", 1)[1]
-                out.append({"name": d.name, "step": int(step) if step.isdigit() else None,
-                            "complete": (d / "checkpoint_manifest.json").exists(), "files": files})
+                out.append(
+                    {
+                        "name": d.name,
+                        "step": int(step) if step.isdigit() else None,
+                        "complete": (d / "checkpoint_manifest.json").exists(),
+                        "files": files,
+                    }
+                )
     return {"checkpoints": out}
 
 

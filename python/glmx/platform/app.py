@@ -86,7 +86,9 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+def serve(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> None:
     """Runs the server until interrupted."""
     import uvicorn
 

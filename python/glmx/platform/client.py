@@ -185,12 +185,19 @@ class Client:
         return self.request("GET", "/api/v1/projects")["projects"]
 
     def create_config(
-        self, name: str, experiment: str, overrides: list[str] | None = None,
+        self,
+        name: str,
+        experiment: str,
+        overrides: list[str] | None = None,
         project: str = "default",
     ) -> dict[str, Any]:
         """Stores a named config (the server composes it first)."""
-        body = {"name": name, "experiment": experiment, "overrides": list(overrides or []),
-                "project": project}
+        body = {
+            "name": name,
+            "experiment": experiment,
+            "overrides": list(overrides or []),
+            "project": project,
+        }
         return self.request("POST", "/api/v1/configs", json=body)
 
     def health(self) -> dict[str, Any]:

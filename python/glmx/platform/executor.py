@@ -91,8 +91,14 @@ class Execution:
             out.write(f"[glmx agent] attempt {self.attempt}: {' '.join(cmd)}\n".encode())
             out.flush()
             self.proc = subprocess.Popen(
-                cmd, cwd=self.agent.work_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
+                cmd,
+                cwd=self.agent.work_dir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def _returncode(self) -> int | None:
@@ -168,7 +174,9 @@ class Execution:
                 batch = buf[:5000]
                 key = "points" if what == "metrics" else "lines"
                 status, data = self.agent.call(
-                    "POST", f"{base}/{what}", {"attempt": self.attempt, key: batch},
+                    "POST",
+                    f"{base}/{what}",
+                    {"attempt": self.attempt, key: batch},
                     give_up_s=None if final else self.agent.lease_s / 2,
                 )
                 if status == 200:
@@ -184,7 +192,8 @@ class Execution:
     def _heartbeat(self) -> bool:
         """False when the lease could not be renewed."""
         status, data = self.agent.call(
-            "POST", f"/api/v1/agents/{self.agent.agent_id}/heartbeat",
+            "POST",
+            f"/api/v1/agents/{self.agent.agent_id}/heartbeat",
             {"run_id": self.id, "attempt": self.attempt, "step": self.step},
             give_up_s=self.agent.heartbeat_s,
         )
@@ -202,7 +211,8 @@ class Execution:
 
     def _report(self, state: str, **extra: Any) -> int:
         status, data = self.agent.call(
-            "POST", f"/api/v1/agents/{self.agent.agent_id}/runs/{self.id}/state",
+            "POST",
+            f"/api/v1/agents/{self.agent.agent_id}/runs/{self.id}/state",
             {"attempt": self.attempt, "state": state, **extra},
         )
         if status != 200:
@@ -258,8 +268,12 @@ class Execution:
         return "preempted" if self._control_state() == "stopped" else "done"
 
     def _summary(self, code: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"exit_code": code, "attempt": self.attempt,
-                               "host": os.uname().nodename, "device": self.agent.info["device"]}
+        out: dict[str, Any] = {
+            "exit_code": code,
+            "attempt": self.attempt,
+            "host": os.uname().nodename,
+            "device": self.agent.info["device"],
+        }
         job = self._job() if self.smoke is None else None
         if job is not None:
             for k in ("step", "epoch", "tokens_per_sec", "elapsed_s", "last_checkpoint"):

@@ -28,12 +28,7 @@ def add_event(run: Run, what: str, **extra: Any) -> None:
 
 def claim(session: Session, agent: Agent, lease_s: float, is_sqlite: bool) -> Run | None:
     """Assigns the next queued run to ``agent`` (in the caller's transaction) or returns None."""
-    query = (
-        select(Run)
-        .where(Run.state == "queued")
-        .order_by(Run.priority.desc(), Run.id)
-        .limit(1)
-    )
+    query = select(Run).where(Run.state == "queued").order_by(Run.priority.desc(), Run.id).limit(1)
     if not is_sqlite:
         query = query.with_for_update(skip_locked=True)
     run = session.scalars(query).first()

@@ -161,9 +161,7 @@ class PlatformReporter(Callback):
             return
         self._send()
         try:
-            self.client.request(
-                "POST", f"/api/v1/runs/{self.run_id}/state", json={"state": state}
-            )
+            self.client.request("POST", f"/api/v1/runs/{self.run_id}/state", json={"state": state})
         except Exception as err:
             log.warning("platform: final state not sent (%s)", err)
         self.run_id = None

@@ -68,8 +68,17 @@ class SmokeRun(threading.Thread):
                 return 3
             loss = 1.0 / step
             with open(log, "a") as f:
-                f.write(json.dumps({"timestamp": time.time(), "global_step": step, "epoch": 0,
-                                    "train/loss": loss}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "timestamp": time.time(),
+                            "global_step": step,
+                            "epoch": 0,
+                            "train/loss": loss,
+                        }
+                    )
+                    + "\n"
+                )
             if step % every == 0:
                 self._save(step)
             with self._lock:

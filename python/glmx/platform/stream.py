@@ -32,8 +32,13 @@ def _poll(db, run_id: int, after_id: int) -> tuple[dict | None, list[dict], int]
             .order_by(Metric.id)
             .limit(5000)
         ).all()
-        info = {"type": "state", "state": run.state, "attempt": run.attempt,
-                "last_step": run.last_step, "agent_id": run.agent_id}
+        info = {
+            "type": "state",
+            "state": run.state,
+            "attempt": run.attempt,
+            "last_step": run.last_step,
+            "agent_id": run.agent_id,
+        }
         points = [{"key": m.key, "step": m.step, "value": m.value, "t": m.timestamp} for m in rows]
         return info, points, (rows[-1].id if rows else after_id)
 

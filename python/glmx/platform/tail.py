@@ -63,7 +63,12 @@ def records_to_points(lines: list[str]) -> list[dict[str, Any]]:
             if value != value or value in (float("inf"), float("-inf")):
                 continue  # NaN/inf are not JSON; the log line shows them
             points.append(
-                {"key": key, "step": int(step), "value": float(value),
-                 "epoch": int(epoch) if isinstance(epoch, int) else None, "t": t}
+                {
+                    "key": key,
+                    "step": int(step),
+                    "value": float(value),
+                    "epoch": int(epoch) if isinstance(epoch, int) else None,
+                    "t": t,
+                }
             )
     return points

@@ -16,8 +16,6 @@ if connection is None:  # `alembic` CLI use: take the URL from the ini file
         with context.begin_transaction():
             context.run_migrations()
 else:
-    context.configure(
-        connection=connection, target_metadata=Base.metadata, render_as_batch=True
-    )
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
