@@ -8,6 +8,8 @@ STAMP := $(VENV)/.glmx-deps
 # tch builds against the torch installed in the venv (tch 0.26 <-> torch 2.13.0).
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# the interpreter pyo3 builds against; the build backend and maturin set the same (one cache)
+export PYO3_PYTHON := $(abspath $(PY))
 TORCH_LIB = $(shell $(PY) -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
 # Crates whose tests need neither Python nor the extension module.
 RUST_TEST_CRATES := -p glmx-config -p glmx-core
