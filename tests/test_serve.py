@@ -241,7 +241,7 @@ def test_body_size_limit(server):
 
 def test_client_cli(server, tmp_path):
     base = ["client", "--url", server, "--token", TOKEN]
-    assert '"id": "tiny"' in ok(*base, "models")
+    assert '"id": "tiny"' in ok("client", "models", "--url", server, "--token", TOKEN)
     emb = ok(*base, "embed", "ACGTACGT", "TTTTGGGG")
     assert len(__import__("json").loads(emb)) == 2
     lg = ok(*base, "logits", "ACGTACGTAC", "--mask", "2,3").splitlines()
