@@ -5,7 +5,9 @@ S1  per-rank memory of parameters + gradients + optimizer state, FSDP vs DDP, fo
     each rank holds right after an optimizer step, plus each process' peak RSS;
 S2  training tokens/s on CPU of GPN tiny and transformer tiny (batch 16 x 512, fp32): glmx.Trainer
     and a raw PyTorch loop (the anchor) on the same pre-built batches, and their ratio;
-S3  torch.compile: first-step cost and steady tokens/s of transformer tiny, eager vs compiled.
+S3  torch.compile: first-step cost and steady tokens/s of transformer tiny, eager vs compiled;
+S4  (CUDA only, not in the default set) tokens/s per GPU and MFU of a shipped model config with
+    bf16 + compile: ``--only s4 --model gpn_animal_promoter --batch 64``.
 
     .venv/bin/python bench/bench_scale.py [--only s1,s2,s3] [--steps 30]
 
@@ -193,6 +195,66 @@ def s3(steps: int) -> None:
     print(f"  tokens/s:   eager {eager:.0f}, compiled {compiled:.0f}, ratio {compiled / eager:.3f}")
 
 
+# -- S4 (GPU) ----------------------------------------------------------------------------------
+#: bf16 dense peak TFLOP/s by device-name fragment (MFU denominator).
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
+
+
+def _flops_per_token(module: torch.nn.Module, length: int) -> float:
+    """Training FLOPs per token: 6N (each weight once per position, forward + backward) plus,
+    for a transformer, 12 * layers * hidden * length for the attention scores and mixing."""
+    n = sum(p.numel() for p in module.parameters())
+    cfg = getattr(getattr(module, "model", None), "cfg", None)
+    attn = 12 * cfg.n_layers * cfg.hidden_size * length if hasattr(cfg, "n_heads") else 0
+    return 6.0 * n + attn
+
+
+def s4(model_name: str, batch: int, steps: int, peak: float | None) -> None:
+    if not torch.cuda.is_available():
+        print("S4 needs a CUDA GPU (tokens/s per GPU and MFU); skipped")
+        return
+    import yaml
+
+    import glmx
+    from glmx.models import DnaTransformer, GPNModule
+
+    cfg = yaml.safe_load(
+        (Path(__file__).parents[1] / "configs/model" / f"{model_name}.yaml").read_text()
+    )
+    cls = {"glmx.models.GPNModule": GPNModule, "glmx.models.DnaTransformer": DnaTransformer}
+    kwargs = {k: v for k, v in cfg.items() if k != "_target_"}
+    torch.manual_seed(0)
+    module = cls[cfg["_target_"]](**kwargs)
+    name = torch.cuda.get_device_name()
+    peak = peak or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+    length, warmup = 512, 10
+    batches = _batches(steps + warmup, batch, length)
+    marks: list[float] = []
+
+    class Timer(glmx.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            torch.cuda.synchronize()
+            marks.append(time.perf_counter())
+
+    trainer = glmx.Trainer(
+        max_steps=len(batches), logger=False, enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, accelerator="gpu", devices=1,
+        precision="bf16-mixed", compile=True, callbacks=[Timer()],
+        default_root_dir=tempfile.mkdtemp(),
+    )  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(module, _Loader(batches))
+    tokens = batch * length * (len(marks) - warmup)
+    tps = tokens / (marks[-1] - marks[warmup - 1])
+    flops = _flops_per_token(module, length)
+    print(f"S4 {model_name} on {name}: bf16 + compile, batch {batch} x {length}")
+    print(f"  first step (compile) {marks[0] - start:.1f} s; {tps:,.0f} tokens/s per GPU")
+    if peak:
+        print(
+            f"  {flops / 1e9:.3f} GFLOP/token -> MFU {tps * flops / (peak * 1e12):.1%} of {peak} TFLOP/s"
+        )
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], sys.argv[3])
@@ -200,6 +262,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="s1,s2,s3")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--model", default="gpn_animal_promoter", help="S4: configs/model name")
+    parser.add_argument("--batch", type=int, default=64, help="S4: sequences per GPU")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="S4: MFU denominator")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -210,6 +275,8 @@ def main() -> None:
         s2(args.steps)
     if "s3" in parts:
         s3(args.steps)
+    if "s4" in parts:
+        s4(args.model, args.batch, args.steps, args.peak_tflops)
 
 
 if __name__ == "__main__":
