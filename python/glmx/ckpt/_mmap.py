@@ -120,14 +120,15 @@ def _entry(path: str, name: str, info: Any) -> _Entry:
     def bad(what: str) -> CheckpointError:
         return _corrupt(path, f"tensor '{name}' has {what}")
 
-    if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
+    dtype_name = info.get("dtype") if isinstance(info, dict) else None
+    if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
         raise bad("a malformed header entry or an unknown dtype")
     shape, offsets = info.get("shape"), info.get("data_offsets")
     if not isinstance(shape, list) or not all(_uint(d) for d in shape) or len(shape) > 64:
         raise bad(f"an invalid shape {shape!r} (non-negative integers only)")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_uint(o) for o in offsets):
         raise bad(f"invalid data_offsets {offsets!r}")
-    dtype = _DTYPES[info["dtype"]]
+    dtype = _DTYPES[dtype_name]
     count = math.prod(shape)
     itemsize = torch.empty((), dtype=dtype).element_size()
     start, end = offsets

@@ -96,13 +96,18 @@ class _Encoder:
         if isinstance(obj, torch.dtype):
             return {"__dtype__": str(obj).removeprefix("torch.")}
         if isinstance(obj, tuple):
-            return {"__tuple__": [self.encode(v, f"{path}.{i}", depth + 1) for i, v in enumerate(obj)]}
+            return {
+                "__tuple__": [self.encode(v, f"{path}.{i}", depth + 1) for i, v in enumerate(obj)]
+            }
         if isinstance(obj, list):
             return [self.encode(v, f"{path}.{i}", depth + 1) for i, v in enumerate(obj)]
         if isinstance(obj, dict):
             plain = all(isinstance(k, str) and not k.startswith("__") for k in obj)
             if plain:
-                return {k: self.encode(v, f"{path}.{k}" if path else k, depth + 1) for k, v in obj.items()}
+                return {
+                    k: self.encode(v, f"{path}.{k}" if path else k, depth + 1)
+                    for k, v in obj.items()
+                }
             return {
                 "__dict__": [
                     [
@@ -246,7 +251,11 @@ class _Decoder:
         if tag == "__np__":
             return np.dtype(_np_dtype(value)).type(self.decode(node.get("value"), depth + 1))
         # __ndarray__
-        arr = self.tensors[value].numpy() if value in self.tensors else self.tensor(value).cpu().numpy()
+        arr = (
+            self.tensors[value].numpy()
+            if value in self.tensors
+            else self.tensor(value).cpu().numpy()
+        )
         dtype = _np_dtype(node.get("dtype"))
         if dtype == "uint64":
             return arr.view(np.uint64).copy()

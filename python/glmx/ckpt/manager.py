@@ -239,7 +239,9 @@ class CheckpointManager:
         metric_values = {k: _metric_value(k, v) for k, v in (metrics or {}).items()}
         use_async = self.async_save if async_save is None else async_save
         # step is validated by the native side (CheckpointError for -1, 2**64, 1.5, ...)
-        path = self._native.save(step, model, native_components, json.dumps(metric_values), use_async)
+        path = self._native.save(
+            step, model, native_components, json.dumps(metric_values), use_async
+        )
         return Path(path)
 
     def wait(self) -> Path | None:

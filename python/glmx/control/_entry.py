@@ -146,4 +146,3 @@ def _parse(data: bytes) -> str | None:
     if not isinstance(value, dict) or not isinstance(value.get("command"), str):
         return None
     return value["command"]
-
