@@ -162,7 +162,7 @@ def main() -> None:
         vals = [results[n][key] for n in names]
         unit = "" if key.startswith("sustained") else " ms"
         line = f"{key + unit:<28}" + "".join(f"{v:>14.1f}" for v in vals)
-        if len(vals) == 2:
+        if len(vals) == 2 and vals[0]:
             line += f"{vals[1] / vals[0]:>12.2f}"
         print(line)
 

@@ -26,8 +26,10 @@ __all__ = ["create_app", "serve"]
 log = logging.getLogger("glmx.platform")
 
 
-async def _sweep(db: Database, every: float) -> None:
+async def _sweep(app: FastAPI, db: Database, every: float) -> None:
     def once() -> list[int]:
+        if hasattr(app.state, "tensorboards"):
+            app.state.tensorboards.sweep()
         with db.write() as session:
             return requeue_expired(session)
 
@@ -44,7 +46,7 @@ async def _sweep(db: Database, every: float) -> None:
 def create_app(settings: Settings) -> FastAPI:
     """The API app for ``settings`` (see :class:`glmx.platform.settings.Settings`)."""
     from glmx import __version__
-    from glmx.platform import api_agents, api_projects, api_runs, stream
+    from glmx.platform import api_agents, api_projects, api_runs, stream, tensorboard, web
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,11 +55,13 @@ def create_app(settings: Settings) -> FastAPI:
         with db.write() as session:
             extend_leases(session, settings.lease_s)
         app.state.db = db
-        task = asyncio.create_task(_sweep(db, max(0.2, min(5.0, settings.lease_s / 3))))
+        task = asyncio.create_task(_sweep(app, db, max(0.2, min(5.0, settings.lease_s / 3))))
         try:
             yield
         finally:
             task.cancel()
+            if hasattr(app.state, "tensorboards"):
+                app.state.tensorboards.stop_all()
             db.dispose()
 
     app = FastAPI(
@@ -75,7 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-GLMX-Token"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (api_projects, api_runs, api_agents, stream):
+    app.add_middleware(web.SecurityHeaders)
+    for module in (api_projects, api_runs, api_agents, stream, tensorboard, web):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["meta"])
