@@ -55,11 +55,12 @@ def test_monitored_key_missing_after_validation_is_a_clear_error(tmp_path: Path)
     r = train(
         tmp_path, "experiment=tiny_cpu", "callbacks.model_checkpoint.monitor=val/nope", "test=false"
     )
-    assert r.returncode != 0
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr  # one line, as for the glmx CLI
     assert "ModelCheckpoint monitors 'val/nope', which was not logged" in r.stderr
     assert "val/loss" in r.stderr.split("which was not logged")[1].splitlines()[0]
     rec = RunRecord(tmp_path / "run").summary()
-    assert rec["status"] == "failed" and rec["exit_code"] == 1
+    assert rec["status"] == "failed" and rec["exit_code"] == 2
     assert "val/nope" in rec["error"] and "\n" not in rec["error"]
 
 
@@ -75,6 +76,16 @@ def test_max_steps_overrides_compose_for_every_experiment(experiment: str) -> No
     )
     assert out.returncode == 0, out.stderr
     assert "max_steps: 7" in out.stdout
+    fdr = subprocess.run(
+        [sys.executable, "-m", "glmx.train", f"experiment={experiment}", "debug=fdr"]
+        + ["--cfg", "job", "--resolve"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert fdr.returncode == 0, fdr.stderr
+    assert "fast_dev_run: true" in fdr.stdout and "accelerator: cpu" in fdr.stdout
 
 
 def test_tiny_cpu_max_steps_then_resume(tmp_path: Path) -> None:

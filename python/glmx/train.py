@@ -186,5 +186,20 @@ def main(argv: Sequence[str] | None = None, task: Any = train, config_name: str 
     return run(task, args, config_path="configs", config_name=config_name, job_name=config_name)
 
 
+def _console_main() -> None:
+    """``python -m glmx.train``: a glmx error (a config mistake, a metric that was never
+    logged) is one line on stderr and exit code 2, as for the ``glmx`` CLI."""
+    from glmx.errors import GlmxError
+
+    try:
+        main()
+    except GlmxError as err:
+        print(f"glmx.train: error: {type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("glmx.train: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
 if __name__ == "__main__":
-    main()
+    _console_main()

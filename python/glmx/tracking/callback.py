@@ -152,7 +152,8 @@ class ExperimentTracker(Callback):
         self._close()
 
     def record_exit(self, exception: BaseException | None) -> None:
-        """Append the process's outcome as an ``exit`` event (0, 1, or 130 for Ctrl-C), so
+        """Append the process's outcome as an ``exit`` event (0; 2 for a glmx error, 1 for
+        another exception, 130 for Ctrl-C, as ``python -m glmx.train`` exits), so
         a failure after training (testing, the optimized metric) is recorded too."""
         if self.record is None:
             return
@@ -164,7 +165,10 @@ class ExperimentTracker(Callback):
             self.record.append("ended", status=status, step=self._step, error=error)
             self._ended = True
             self._close()
-        self.record.append("exit", rc=130 if status == "interrupted" else 1, error=error)
+        from glmx.errors import GlmxError
+
+        rc = 130 if status == "interrupted" else (2 if isinstance(exception, GlmxError) else 1)
+        self.record.append("exit", rc=rc, error=error)
 
     def teardown(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
         if stage != "fit" or self.record is None or not self._open:

@@ -25,34 +25,13 @@ import torch
 from glmx.ckpt._rng import rng_state, set_rng_state
 from glmx.errors import TrainError
 from glmx.trainer import stages
+from glmx.trainer._data_state import loader_generators, set_generators, tokens_of
 from glmx.trainer.metrics import batch_size_of
 from glmx.trainer.optim import parse_configure_optimizers
 
 if TYPE_CHECKING:
     from glmx.trainer.module import DataModule, Module
     from glmx.trainer.trainer import Trainer
-
-
-def tokens_of(batch: Any) -> int:
-    """Token positions in a batch with ``input_ids`` (0 when there are none)."""
-    if isinstance(batch, dict) and isinstance(batch.get("input_ids"), torch.Tensor):
-        return int(batch["input_ids"].numel())
-    return 0
-
-
-def loader_generators(loader: Any) -> list[torch.Generator]:
-    """The ``torch.Generator`` objects a torch DataLoader draws its shuffle order from."""
-    found: list[torch.Generator] = []
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    for owner in (
-        loader,
-        getattr(loader, "sampler", None),
-        getattr(batch_sampler, "sampler", None),
-    ):
-        gen = getattr(owner, "generator", None)
-        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
-            found.append(gen)
-    return found
 
 
 class FitLoop:
@@ -124,28 +103,9 @@ class FitLoop:
         self.val_check_batch = None
         if not (val_loaders and has_step and self.val_limit != 0):
             return
-        interval, every = t.val_check_interval, t.check_val_every_n_epoch
-        if isinstance(interval, int) and not isinstance(interval, bool):
-            if every is not None and self.max_batches is not None and interval > self.max_batches:
-                raise TrainError(
-                    f"val_check_interval={interval} is more than the {self.max_batches} training "
-                    "batches of an epoch: lower it, or set check_val_every_n_epoch=None to "
-                    "count batches across epochs"
-                )
-            self.val_check_batch = interval
-        elif every is None:
-            raise TrainError(
-                "check_val_every_n_epoch=None counts validation by batches: val_check_interval "
-                f"must then be an int, got {interval!r}"
-            )
-        elif self.max_batches is None:
-            if interval != 1.0:
-                raise TrainError(
-                    f"val_check_interval={interval} needs a loader with len(); pass an int instead"
-                )
-            self.val_check_batch = math.inf
-        else:
-            self.val_check_batch = max(1, int(self.max_batches * interval))
+        self.val_check_batch = stages.val_check_batch(
+            t.val_check_interval, t.check_val_every_n_epoch, self.max_batches
+        )
 
     def run(
         self,
@@ -164,7 +124,7 @@ class FitLoop:
 
             seed_everything(t.seed)
         model = stages.attach(t, model, datamodule, "fit")
-        for cb in _merge_module_callbacks(t, model.configure_callbacks()):
+        for cb in stages.merge_module_callbacks(t, model.configure_callbacks()):
             cb.setup(t, model, "fit")
         train_loader = train_dataloaders
         if train_loader is None and datamodule is not None:
@@ -211,7 +171,7 @@ class FitLoop:
         except BaseException as err:
             # Keep what is on disk consistent (pending async checkpoint, open event files) and
             # report the failure to callbacks (Lightning's `on_exception`), then re-raise.
-            _wait_for_checkpoints(t)
+            stages.wait_for_checkpoints(t)
             t._call("on_exception", err)
             raise
         finally:
@@ -258,12 +218,12 @@ class FitLoop:
             skip = 0 if resume["loader_restored"] else resume["batch_idx"]
             if resume.get("epoch_rng") is not None:
                 set_rng_state(resume["epoch_rng"])
-            _set_generators(loader, resume.get("epoch_generators"))
+            set_generators(loader, resume.get("epoch_generators"))
         elif resume is not None:
             # At an epoch boundary the state saved is the one the next epoch draws from.
             if resume.get("rng") is not None:
                 set_rng_state(resume["rng"])
-            _set_generators(loader, resume.get("generators"))
+            set_generators(loader, resume.get("generators"))
         # Creating a torch DataLoader iterator draws its shuffle order (and worker seeds) from
         # these generators: their state now is what a mid-epoch checkpoint must restore.
         self._epoch_start = {
@@ -502,45 +462,7 @@ class FitLoop:
             self.scaler.load_state_dict(comps["scaler"])
 
 
-def _set_generators(loader: Any, states: list[Any] | None) -> None:
-    if not states:
-        return
-    gens = loader_generators(loader)
-    for gen, state in zip(gens, states, strict=False):
-        gen.set_state(torch.as_tensor(state).to("cpu", torch.uint8))
-
-
 def _overrides(module: Any, hook: str) -> bool:
     from glmx.trainer.module import Module
 
     return getattr(type(module), hook, None) is not getattr(Module, hook, None)
-
-
-def _merge_module_callbacks(trainer: Trainer, extra: Any) -> list[Any]:
-    """Lightning's rule: callbacks from ``configure_callbacks`` replace the trainer's callbacks
-    of the same type, and checkpoint callbacks run last. Returns the callbacks added."""
-    from glmx.trainer.checkpointing import ModelCheckpoint
-
-    extra = [cb for cb in (extra or []) if cb not in trainer.callbacks]
-    if not extra:
-        return []
-    types = {type(cb) for cb in extra}
-    kept = [cb for cb in trainer.callbacks if type(cb) not in types]
-    merged = kept + [cb for cb in extra if cb not in kept]
-    trainer.callbacks = [c for c in merged if not isinstance(c, ModelCheckpoint)] + [
-        c for c in merged if isinstance(c, ModelCheckpoint)
-    ]
-    return extra
-
-
-def _wait_for_checkpoints(trainer: Trainer) -> None:
-    import logging
-
-    from glmx.trainer.checkpointing import ModelCheckpoint
-
-    for cb in trainer.callbacks:
-        if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
-            try:
-                cb.manager.wait()
-            except Exception as err:  # the original failure is what the user needs to see
-                logging.getLogger("glmx.trainer").warning("pending checkpoint save failed: %s", err)

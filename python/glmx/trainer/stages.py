@@ -4,6 +4,7 @@ one evaluation epoch with Lightning's hooks, teardown, and the `limit_*_batches`
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -215,3 +216,58 @@ def run_predict(
     finally:
         teardown(trainer, model, "predict")
     return outputs
+
+
+def merge_module_callbacks(trainer: Trainer, extra: Any) -> list[Any]:
+    """Lightning's rule: callbacks from ``configure_callbacks`` replace the trainer's callbacks
+    of the same type, and checkpoint callbacks run last. Returns the callbacks added."""
+    from glmx.trainer.checkpointing import ModelCheckpoint
+
+    extra = [cb for cb in (extra or []) if cb not in trainer.callbacks]
+    if not extra:
+        return []
+    types = {type(cb) for cb in extra}
+    kept = [cb for cb in trainer.callbacks if type(cb) not in types]
+    merged = kept + [cb for cb in extra if cb not in kept]
+    trainer.callbacks = [c for c in merged if not isinstance(c, ModelCheckpoint)] + [
+        c for c in merged if isinstance(c, ModelCheckpoint)
+    ]
+    return extra
+
+
+def wait_for_checkpoints(trainer: Trainer) -> None:
+    """Let a pending asynchronous save finish (after a failure: report, do not raise)."""
+    from glmx.trainer.checkpointing import ModelCheckpoint
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
+            try:
+                cb.manager.wait()
+            except Exception as err:  # the original failure is what the user needs to see
+                log.warning("pending checkpoint save failed: %s", err)
+
+
+def val_check_batch(interval: Any, every: int | None, max_batches: int | None) -> float:
+    """Training batches between validations (Lightning's ``val_check_batch``): an int
+    ``val_check_interval`` as is, a fraction of the epoch's batches, or ``inf`` when a loader
+    without a length validates once its data runs out."""
+    if isinstance(interval, int) and not isinstance(interval, bool):
+        if every is not None and max_batches is not None and interval > max_batches:
+            raise TrainError(
+                f"val_check_interval={interval} is more than the {max_batches} training "
+                "batches of an epoch: lower it, or set check_val_every_n_epoch=None to "
+                "count batches across epochs"
+            )
+        return interval
+    if every is None:
+        raise TrainError(
+            "check_val_every_n_epoch=None counts validation by batches: val_check_interval "
+            f"must then be an int, got {interval!r}"
+        )
+    if max_batches is None:
+        if interval != 1.0:
+            raise TrainError(
+                f"val_check_interval={interval} needs a loader with len(); pass an int instead"
+            )
+        return math.inf
+    return max(1, int(max_batches * interval))
