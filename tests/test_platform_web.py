@@ -18,8 +18,12 @@ from platform_support import TOKEN, Server, start_agent, wait_for  # noqa: E402
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 XSS = "<img src=x onerror=alert(1)>"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +34,37 @@ def platform(tmp_path_factory):
     srv = Server(tmp / "home", extra_env={"GLMX_TB_IDLE_TIMEOUT": "120"}).start()
     with srv.client() as api:
         # two short runs to compare, a long one to stop, a hostile name
-        cmp = [api.post("/api/v1/runs", json={"kind": "smoke", "name": f"cmp-{i}", "priority": 9,
-                                              "overrides": [f"steps={40 + 20 * i}"]}).json()
-               for i in range(2)]
-        long = api.post("/api/v1/runs", json={"kind": "smoke", "name": "long", "priority": 8,
-                                              "overrides": ["steps=100000", "sleep=0.05"]}).json()
-        xss = api.post("/api/v1/runs", json={"kind": "smoke", "name": XSS, "tags": [XSS],
-                                             "priority": -1, "overrides": ["steps=1"]}).json()
+        cmp = [
+            api.post(
+                "/api/v1/runs",
+                json={
+                    "kind": "smoke",
+                    "name": f"cmp-{i}",
+                    "priority": 9,
+                    "overrides": ["steps=40", f"lr={(1.0, 0.3)[i]}"],
+                },
+            ).json()
+            for i in range(2)
+        ]
+        long = api.post(
+            "/api/v1/runs",
+            json={
+                "kind": "smoke",
+                "name": "long",
+                "priority": 8,
+                "overrides": ["steps=100000", "sleep=0.05"],
+            },
+        ).json()
+        xss = api.post(
+            "/api/v1/runs",
+            json={
+                "kind": "smoke",
+                "name": XSS,
+                "tags": [XSS],
+                "priority": -1,
+                "overrides": ["steps=1"],
+            },
+        ).json()
     agents = [start_agent(srv.url, tmp / f"a{i}", log_name=f"agent{i}") for i in range(2)]
     yield {"srv": srv, "cmp": cmp, "long": long, "xss": xss}
     for a in agents:
@@ -104,6 +132,7 @@ def test_login_runs_table_and_xss(platform, browser):
 
     wait_for(only_done, 60, "the table filtered to done runs")
     pg.page.select_option("#filter-state", "")
+    wait_for(lambda: pg.page.locator("#runs tbody tr").count() == 4, 30, "all runs listed")
     pg.shot("runs")
     pg.close()
 
@@ -129,8 +158,12 @@ def test_form_run_trains_with_live_chart_then_tensorboard(platform, browser):
     path = '#charts .chart[data-key="train/loss"] path[data-series="train/loss"]'
     pg.page.wait_for_selector(path, timeout=120_000)
     first = int(pg.page.get_attribute(path, "data-points"))
-    wait_for(lambda: int(pg.page.get_attribute(path, "data-points")) > first, 120,
-             "the chart to gain points", poll=0.2)
+    wait_for(
+        lambda: int(pg.page.get_attribute(path, "data-points")) > first,
+        120,
+        "the chart to gain points",
+        poll=0.2,
+    )
     pg.shot("run")
     wait_for(lambda: "done" in pg.page.inner_text("#run-info"), 180, "the run to finish")
     assert pg.page.locator("#checkpoints a").count() > 0
@@ -167,7 +200,7 @@ def test_compare_and_agents(platform, browser):
     pg.page.click("#compare-selected")
     pg.page.wait_for_selector("#compare-chart svg")
     assert pg.page.locator("#compare-chart path[data-series]").count() == 2
-    assert pg.page.locator("#config-diff tr.changed").count() >= 1  # steps=40 vs steps=60
+    assert pg.page.locator("#config-diff tr.changed").count() >= 1  # lr=1 vs lr=0.3
     pg.page.check("#logy")
     pg.shot("compare")
     pg.page.click("text=Agents")
@@ -184,11 +217,16 @@ def test_phone_screenshots(platform, browser):
     pg.shot("login")
     pg.login()
     pg.shot("runs")
-    for name, hash_, sel in (("run", f"#/run/{platform['cmp'][0]['id']}", "#charts .chart"),
-                             ("new", "#/new", "#experiment"),
-                             ("compare", "#/compare?ids=" + ",".join(str(r["id"]) for r in platform["cmp"]),
-                              "#compare-chart svg"),
-                             ("agents", "#/agents", "#agents tbody tr")):
+    for name, hash_, sel in (
+        ("run", f"#/run/{platform['cmp'][0]['id']}", "#charts .chart"),
+        ("new", "#/new", "#experiment"),
+        (
+            "compare",
+            "#/compare?ids=" + ",".join(str(r["id"]) for r in platform["cmp"]),
+            "#compare-chart svg",
+        ),
+        ("agents", "#/agents", "#agents tbody tr"),
+    ):
         pg.page.goto(pg.url + "/" + hash_)
         pg.page.wait_for_selector(sel)
         time.sleep(0.2)

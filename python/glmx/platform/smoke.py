@@ -4,8 +4,8 @@ agent, for testing the queue at scale (hundreds of runs) without a training proc
 It behaves like a training for the platform: it writes ``trainer_logs.json`` records the agent
 streams, checkpoints its step to ``smoke_state.json`` every ``checkpoint_every`` steps and
 resumes from it, appends one line per execution to ``executions.log`` (so tests can check a run
-ran exactly once), obeys save/stop/cancel, and fails at ``fail_at`` when asked. Overrides:
-``steps=N sleep=SECONDS checkpoint_every=N fail_at=STEP``.
+ran exactly once), obeys save/stop/cancel, and fails at ``fail_at`` when asked. Its loss is
+``1 / (1 + lr * step)``. Overrides: ``steps=N sleep=SECONDS checkpoint_every=N fail_at=STEP lr=X``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ class SmokeRun(threading.Thread):
 
     def __init__(self, run_dir: Path, overrides: list[str], attempt: int) -> None:
         super().__init__(daemon=True)
-        opts: dict[str, Any] = {"steps": 10, "sleep": 0.0, "checkpoint_every": 5, "fail_at": -1}
+        opts: dict[str, Any] = {
+            "steps": 10,
+            "sleep": 0.0,
+            "checkpoint_every": 5,
+            "fail_at": -1,
+            "lr": 1.0,
+        }
         for ov in overrides:
             key, _, value = ov.lstrip("+").partition("=")
             opts[key] = type(opts[key])(float(value)) if key in opts else value
@@ -66,7 +72,7 @@ class SmokeRun(threading.Thread):
                 time.sleep(float(self.opts["sleep"]))
             if step == int(self.opts["fail_at"]):
                 return 3
-            loss = 1.0 / step
+            loss = 1.0 / (1.0 + float(self.opts["lr"]) * step)
             with open(log, "a") as f:
                 f.write(
                     json.dumps(

@@ -38,6 +38,9 @@ def _poll(db, run_id: int, after_id: int) -> tuple[dict | None, list[dict], int]
             "attempt": run.attempt,
             "last_step": run.last_step,
             "agent_id": run.agent_id,
+            "started": run.started,
+            "finished": run.finished,
+            "exit_code": run.exit_code,
         }
         points = [{"key": m.key, "step": m.step, "value": m.value, "t": m.timestamp} for m in rows]
         return info, points, (rows[-1].id if rows else after_id)

@@ -39,8 +39,13 @@ class Instances:
 
     def public(self, tb_id: int) -> dict[str, Any]:
         i = self.items[tb_id]
-        return {"id": tb_id, "url": i["url"], "run_ids": i["run_ids"],
-                "alive": i["proc"].poll() is None, "last_touch": i["last_touch"]}
+        return {
+            "id": tb_id,
+            "url": i["url"],
+            "run_ids": i["run_ids"],
+            "alive": i["proc"].poll() is None,
+            "last_touch": i["last_touch"],
+        }
 
     def sweep(self) -> None:
         """Stops idle or dead instances."""
@@ -105,14 +110,31 @@ def start(body: TensorBoardIn, request: Request) -> dict[str, Any]:
                 return tbs.public(tb_id)
         port = _free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir_spec", ",".join(dirs),
-             "--host", "127.0.0.1", "--port", str(port), "--reload_interval", "5"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "tensorboard.main",
+                "--logdir_spec",
+                ",".join(dirs),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--reload_interval",
+                "5",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
         )
         tb_id = tbs.next_id
         tbs.next_id += 1
-        tbs.items[tb_id] = {"proc": proc, "url": f"http://127.0.0.1:{port}/",
-                            "run_ids": list(body.run_ids), "last_touch": time.time()}
+        tbs.items[tb_id] = {
+            "proc": proc,
+            "url": f"http://127.0.0.1:{port}/",
+            "run_ids": list(body.run_ids),
+            "last_touch": time.time(),
+        }
         return tbs.public(tb_id)
 
 

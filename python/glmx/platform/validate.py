@@ -21,7 +21,7 @@ RUN_KINDS = ("train", "smoke")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
 _KEY = re.compile(r"^(\+\+|\+|~)?[A-Za-z0-9_][A-Za-z0-9_.\-/@]*$")
 _RESERVED = ("hydra", "paths", "ckpt_path")
-_SMOKE_KEYS = {"steps": int, "sleep": float, "fail_at": int, "checkpoint_every": int}
+_SMOKE_KEYS = {"steps": int, "sleep": float, "fail_at": int, "checkpoint_every": int, "lr": float}
 
 
 def _fail(field: str, msg: str) -> HTTPException:

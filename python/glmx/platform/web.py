@@ -42,8 +42,10 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 if not str(scope.get("path", "")).startswith("/docs"):
                     headers.append((b"content-security-policy", CSP.encode()))
-                headers += [(b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer")]
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -62,8 +64,11 @@ def static(name: str) -> FileResponse:
     path = confine(WEB_DIR / "static", name, "file")
     if not path.is_file():
         raise HTTPException(404, f"no file {name}")
-    return FileResponse(path, media_type=_TYPES.get(path.suffix, "application/octet-stream"),
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        path,
+        media_type=_TYPES.get(path.suffix, "application/octet-stream"),
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/api/v1/auth/check", dependencies=[Depends(require_token)], tags=["meta"])

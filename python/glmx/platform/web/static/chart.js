@@ -78,7 +78,7 @@ export function lineChart(series, opts = {}) {
   }
   for (const t of ticks(x0, x1, 4, false)) {
     svg.append(el("text", { x: sx(t), y: H - B + 14, "text-anchor": "middle", "font-size": 10 },
-      fmt(Math.round(t * 100) / 100)));
+      fmt(x1 - x0 > 10 ? Math.round(t) : Math.round(t * 100) / 100)));
   }
   svg.append(el("text", { x: (L + W - R) / 2, y: H - 16, "text-anchor": "middle",
     "font-size": 10, fill: "#666" }, opts.xLabel || "step"));
