@@ -1,4 +1,5 @@
-"""``glmx data promoters|windows``: prepare GPN-format training shards from a genome."""
+"""``glmx data promoters|windows``: prepare GPN-format training shards from a genome;
+``glmx data digits OUT``: scikit-learn's handwritten digits as an ImageFolder of PNGs."""
 
 from __future__ import annotations
 
@@ -57,10 +58,34 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         )
         p.add_argument("--shard-size", type=int, default=100_000, help="rows per shard")
         p.add_argument("--seed", type=int, default=42, help="shuffle / block choice seed")
+    dig = sub.add_parser(
+        "digits",
+        help="scikit-learn's 1,797 handwritten digits as an ImageFolder of PNGs",
+        description="OUT/{train,val,test}/{0..9}/NNNN.png: stratified fixed-seed split, "
+        "8x8 digits upscaled to --size pixels (needs glmx[vision]).",
+    )
+    dig.add_argument("out", metavar="OUT", help="output directory")
+    dig.add_argument("--size", type=int, default=32, help="image side in pixels (32)")
+    dig.add_argument("--seed", type=int, default=0, help="split seed (0)")
+    dig.add_argument("--val-fraction", type=float, default=0.15, help="validation share (0.15)")
+    dig.add_argument("--test-fraction", type=float, default=0.15, help="test share (0.15)")
 
 
 def run(args: argparse.Namespace, command: str) -> int:
     """Runs the chosen recipe and prints windows per split."""
+    if args.recipe == "digits":
+        from glmx.image import write_digits
+
+        counts = write_digits(
+            args.out,
+            size=args.size,
+            seed=args.seed,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
+        )
+        for split, n in counts.items():
+            print(f"{split:<11} {n:>9} images   {args.out}/{split}")
+        return 0
     from glmx import prep
 
     common = dict(
