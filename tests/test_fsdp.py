@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from glmx.distributed import consolidate
+from glmx.errors import CheckpointError
+
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys
@@ -164,14 +167,20 @@ def test_resharded_resume_continues_the_same_losses(two_ranks):
     assert qkv["shape"] == [96, 32] and qkv["rows"] == [[0, 48], [48, 96]]
     assert (ckpt / "model_shards_rank1.safetensors").exists()
     assert (ckpt / "optimizer_shards_rank1.safetensors").exists()
+    full_weights = consolidate(ckpt)
+    assert full_weights["model.blocks.0.attn.qkv.weight"].shape == (96, 32)
+    with pytest.raises(CheckpointError, match="not a glmx checkpoint"):
+        consolidate(tmp)
     full = losses["fsdp"]
     resumed = {2: losses["resume2"]}
-    for nproc in (1, 3):
-        run = {"name": f"resume{nproc}", "strategy": "fsdp", "resume": str(ckpt)}
-        resumed[nproc] = _launch(tmp, nproc, [run])[run["name"]]
+    resumed[3] = _launch(tmp, 3, [{"name": "r", "strategy": "fsdp", "resume": str(ckpt)}])["r"]
+    # one process: FSDP over a world of 1, and a plain (unsharded) module
+    runs = [{"name": n, "strategy": n, "resume": str(ckpt)} for n in ("fsdp", "auto")]
+    one = _launch(tmp, 1, runs)
+    resumed[1], resumed["plain"] = one["fsdp"], one["auto"]
     for nproc, got in resumed.items():
-        assert len(got) == 20, f"{nproc} ranks ran {len(got)} batches"
+        assert len(got) == 20, f"resume on {nproc} ran {len(got)} batches"
         torch.testing.assert_close(
             torch.tensor(got), torch.tensor(full[20:]), rtol=1e-4, atol=0.0,
-            msg=lambda m, n=nproc: f"resume on {n} ranks: {m}",
+            msg=lambda m, n=nproc: f"resume on {n}: {m}",
         )  # fmt: skip

@@ -175,6 +175,33 @@ def _fqn_keyed(model: nn.Module, opt: torch.optim.Optimizer, osd: dict[str, Any]
     return {"state": state, "param_groups": groups}
 
 
+def consolidate(checkpoint_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The full ``model.state_dict()`` of a checkpoint written by a sharded (FSDP) run,
+    assembled from every rank's ``model_shards`` file (checksums verified), for tools that read
+    plain weights (evaluation, export, serving)::
+
+        from safetensors.torch import save_file
+        save_file(consolidate("run/checkpoints/checkpoint-1200"), "model.safetensors")
+
+    Raises :class:`glmx.CheckpointError` when the directory is not a sharded checkpoint.
+    """
+    path = Path(checkpoint_dir)
+    try:
+        manifest = json.loads((path / "checkpoint_manifest.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a glmx checkpoint: {err}") from None
+    comp = manifest.get("components", {}).get("model_shards")
+    if comp is None:
+        raise CheckpointError(
+            f"{path} is not a sharded checkpoint (no model_shards); read model.safetensors"
+        )
+    layout = comp.get("metadata", {})
+    if layout.get("layout") != LAYOUT:
+        raise CheckpointError(f"{path}: unknown shard layout {layout.get('layout')!r}")
+    full = _assemble_model(_read_all_ranks(path, manifest, "model_shards"), layout)
+    return {k: v.clone() for k, v in full.items()}  # own memory, not the files' maps
+
+
 def _apply(
     trainer: Trainer, model: nn.Module, full: dict[str, Any], optim: dict[int, Any] | None
 ) -> None:
