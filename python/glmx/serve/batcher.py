@@ -81,6 +81,7 @@ class Batcher:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glmx-serve-forward")
+        self._hidden: Any = net.hidden_states
 
     async def start(self) -> None:
         """Starts the batching loop on the running event loop."""
@@ -181,7 +182,7 @@ class Batcher:
         for idx in by_len.values():
             ids = torch.cat([jobs[i].ids for i in idx]).to(self.device)
             with torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
-                h = self.net.hidden_states(ids)
+                h = self._hidden(ids)
                 head = getattr(self.net, "head", None)
                 logits = head(h) if head is not None else self.net(ids)
             h, logits = h.float().cpu(), logits.float().cpu()

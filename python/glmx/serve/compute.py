@@ -59,7 +59,7 @@ async def run_rows(
         *(batcher.submit(ids[lo : lo + step], hidden) for lo in range(0, ids.shape[0], step))
     )
     logits = torch.cat([p[0] for p in parts])
-    h = torch.cat([p[1] for p in parts]) if hidden else None
+    h = torch.cat([p[1] for p in parts if p[1] is not None]) if hidden else None
     return logits, h
 
 
@@ -121,14 +121,19 @@ def variant_windows(
     cuts them (variant at ``window // 2``)."""
     from glmx.errors import DataError
 
-    cols = {k: [v[k] for v in variants] for k in ("chrom", "pos", "ref", "alt")}
-    cols["ref"] = [str(r).upper() for r in cols["ref"]]
-    cols["alt"] = [str(a).upper() for a in cols["alt"]]
+    refs = [str(v["ref"]).upper() for v in variants]
+    alts = [str(v["alt"]).upper() for v in variants]
+    cols = {
+        "chrom": np.array([str(v["chrom"]) for v in variants]),
+        "pos": np.array([int(v["pos"]) for v in variants]),
+        "ref": np.array(refs),
+        "alt": np.array(alts),
+    }
     try:
         ids = _windows(genome, cols, window, check_ref)
     except (DataError, KeyError) as err:
         raise RequestError(str(err).strip("'\""), "variants") from None
-    return torch.from_numpy(ids), [window // 2] * len(variants), cols["ref"], cols["alt"]
+    return torch.from_numpy(ids), [window // 2] * len(variants), refs, alts
 
 
 def pair_windows(
