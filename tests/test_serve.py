@@ -237,6 +237,14 @@ def test_bad_requests_get_clear_4xx(server, path, body, status, needle):
 def test_body_size_limit(server):
     r = post(server, "/v1/embeddings", {"input": ["A" * 1000] * 120})
     assert r.status_code == 413 and "100000 bytes" in r.json()["error"]["message"]
+    # chunked bodies (no Content-Length) are counted as they arrive
+    hdr = {**AUTH, "Content-Type": "application/json"}
+    big = iter([b'{"input": "', b"A" * 60_000, b"C" * 60_000, b'"}'])
+    r = httpx.post(f"{server}/v1/embeddings", content=big, headers=hdr, timeout=30)
+    assert r.status_code == 413
+    small = iter([b'{"input": ', b'"ACGTACGT"}'])
+    r = httpx.post(f"{server}/v1/embeddings", content=small, headers=hdr, timeout=30)
+    assert r.status_code == 200 and len(r.json()["data"][0]["embedding"]) == 32
 
 
 def test_client_cli(server, tmp_path):
