@@ -184,3 +184,33 @@ def test_resharded_resume_continues_the_same_losses(two_ranks):
             torch.tensor(got), torch.tensor(full[20:]), rtol=1e-4, atol=0.0,
             msg=lambda m, n=nproc: f"resume on {n}: {m}",
         )  # fmt: skip
+
+
+def test_strategy_names_blocks_and_errors():
+    import glmx
+    from glmx.distributed import (
+        FSDPStrategy,
+        apply_activation_checkpointing,
+        blocks_of,
+        resolve_strategy,
+    )
+    from glmx.errors import TrainError
+    from glmx.models import DnaTransformer, GPNModule
+
+    with pytest.raises(TrainError, match="strategy must be one of"):
+        glmx.Trainer(strategy="fsdp2", logger=False, enable_progress_bar=False)
+    fsdp = resolve_strategy("fsdp", activation_checkpointing=True)
+    assert isinstance(fsdp, FSDPStrategy) and fsdp.activation_checkpointing
+    own = FSDPStrategy(cpu_offload=True)
+    assert resolve_strategy(own) is own and resolve_strategy("ddp") == "ddp"
+    # the units FSDP shards: the transformer's blocks, GPN's layers (its nn.ModuleList)
+    assert len(blocks_of(DnaTransformer({"hidden_size": 16, "n_layers": 3, "n_heads": 2}))) == 3
+    assert len(blocks_of(GPNModule({"hidden_size": 16, "n_layers": 5}))) == 5
+    with pytest.raises(TrainError, match="has no blocks"):
+        apply_activation_checkpointing(torch.nn.Linear(2, 2))
+    trainer = glmx.Trainer(
+        strategy="fsdp", precision="16-mixed", accelerator="cpu", logger=False,
+        enable_progress_bar=False, enable_checkpointing=False, max_steps=1,
+    )  # fmt: skip
+    with pytest.raises(TrainError, match="bf16-mixed"):
+        trainer.fit(DnaTransformer({"hidden_size": 16, "n_layers": 1, "n_heads": 2}), [])
