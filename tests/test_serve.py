@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 import subprocess
@@ -42,58 +43,52 @@ def net():
     return GPN(GPNConfig(hidden_size=32, n_layers=3, dilation_cycle=8)).eval()
 
 
+@contextlib.contextmanager
+def _serve(model_dir, *options):
+    """A live `glmx serve` process on a free loopback port; yields its URL."""
+    port = _free_port()
+    log_path = model_dir.parent / f"server-{port}.log"
+    with open(log_path, "w") as log:
+        cmd = [sys.executable, "-m", "glmx.cli", "serve", str(model_dir), "--port", str(port)]
+        proc = subprocess.Popen(
+            [*cmd, "--device", "cpu", "--threads", "1", *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "GLMX_SERVE_TOKEN": TOKEN},
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        try:
+            while True:
+                try:
+                    if httpx.get(f"{url}/v1/models", headers=AUTH, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(log_path.read_text())
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, net):
+def model_dir(tmp_path_factory, net):
     from glmx.models.gpn_hf import save_hf_dir
 
-    d = tmp_path_factory.mktemp("serve")
-    save_hf_dir(net, d / "model", tokenizer=False)
-    port = _free_port()
-    log = open(d / "server.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "glmx.cli",
-            "serve",
-            str(d / "model"),
-            "--port",
-            str(port),
-            "--fasta",
-            str(FASTA),
-            "--name",
-            "tiny",
-            "--max-seq-len",
-            "1024",
-            "--max-items",
-            "8",
-            "--max-body-bytes",
-            "100000",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "GLMX_SERVE_TOKEN": TOKEN},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/models", headers=AUTH, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError((d / "server.log").read_text())
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    return save_hf_dir(net, tmp_path_factory.mktemp("serve") / "model", tokenizer=False)
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    limits = ["--max-seq-len", "1024", "--max-items", "8", "--max-body-bytes", "100000"]
+    with _serve(model_dir, "--fasta", str(FASTA), "--name", "tiny", *limits) as url:
+        yield url
 
 
 def post(url, path, body, headers=AUTH):
@@ -332,3 +327,21 @@ def test_serve_start_errors_are_one_line(tmp_path):
     r = glmx("serve", str(tmp_path / "missing"), "--port", str(_free_port()))
     assert r.returncode == 2 and "does not exist" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_full_queue_answers_429(model_dir):
+    # one row may wait; the first request holds the 1.5 s batching window open
+    with _serve(model_dir, "--max-queue", "1", "--max-wait-ms", "1500") as url:
+
+        async def go():
+            async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
+                first = asyncio.create_task(http.post("/v1/embeddings", json={"input": "ACGT"}))
+                await asyncio.sleep(0.5)
+                second = await http.post("/v1/embeddings", json={"input": "ACGT"})
+                return await first, second
+
+        first, second = asyncio.run(go())
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert second.json()["error"]["type"] == "rate_limit_error"
+    assert "limit 1" in second.json()["error"]["message"]
