@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from glmx.serve import compute
 from glmx.serve.batcher import Batcher, QueueFull
 from glmx.serve.compute import RequestError
+
+log = logging.getLogger("glmx.serve")
 
 # most numbers one response may carry (pooling "none" returns L x hidden per input)
 MAX_VALUES = 2**24
@@ -190,6 +193,11 @@ def create_app(
     @app.exception_handler(QueueFull)
     async def _full(_r: Request, err: QueueFull):
         return _error(429, f"server busy: {err}")
+
+    @app.exception_handler(Exception)
+    async def _internal(_r: Request, err: Exception):
+        log.exception("request failed")
+        return _error(500, f"internal error: {type(err).__name__}: {err}", kind="server_error")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, err: RequestValidationError):
