@@ -180,7 +180,7 @@ def test_cli_stop_when_commands_is_a_file(ctl):
 
 def test_cli_list_with_malformed_job_json_and_no_jobs(ctl):
     r = glmx("control", "list")
-    assert r.returncode == 0 and "no jobs registered" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and r.stdout == "" and "no jobs registered" in r.stderr, r.stderr
     entry = _entry("good-1")
     try:
         (ctl / "bad-1").mkdir(mode=0o700)
@@ -198,7 +198,7 @@ def test_cli_list_with_malformed_job_json_and_no_jobs(ctl):
     done.write_status({"state": "finished"})
     done.close()
     r = glmx("control", "list")
-    assert r.returncode == 0 and "no live jobs" in r.stdout, r.stdout
+    assert r.returncode == 0 and "no live jobs" in r.stderr, r.stdout
 
 
 def test_ambiguous_job_lists_live_jobs_only(ctl):

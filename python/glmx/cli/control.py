@@ -103,10 +103,13 @@ def run(args: argparse.Namespace, command: str) -> int:
             print(json.dumps([j.to_dict() for j in jobs], indent=1))
         elif jobs:
             print_table([_row(j) for j in jobs])
-        elif found:
-            print(f"no live jobs ({len(found)} ended; `glmx control list -a` shows them)")
+        elif found:  # said on stderr: stdout stays empty for scripts
+            print(
+                f"no live jobs ({len(found)} ended; `glmx control list -a` shows them)",
+                file=sys.stderr,
+            )
         else:
-            print(f"no jobs registered in {control.control_dir(create=False)}")
+            print(f"no jobs registered in {control.control_dir(create=False)}", file=sys.stderr)
         for problem in problems:
             print(
                 f"glmx control: error: malformed job entry {problem} "
