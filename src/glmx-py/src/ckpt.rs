@@ -242,7 +242,8 @@ impl PyCoordinator {
         components: Option<Vec<String>>,
     ) -> BindingResult<PyObject> {
         guard("CheckpointCoordinator.plan", || {
-            let plan = gil::run_released(py, |_| self.with(|c| c.plan(which, components.as_deref())))?;
+            let plan =
+                gil::run_released(py, |_| self.with(|c| c.plan(which, components.as_deref())))?;
             let out = PyDict::new(py);
             out.set_item("dir", plan.dir.display().to_string())?;
             let manifest =

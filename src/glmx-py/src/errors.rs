@@ -52,9 +52,9 @@ impl From<BindingError> for PyErr {
         match err {
             BindingError::Python(err) => err,
             BindingError::Core(err) => core_to_py(err),
-            BindingError::Panic(msg) => GlmxError::new_err(format!(
-                "internal error in glmx (please report it): {msg}"
-            )),
+            BindingError::Panic(msg) => {
+                GlmxError::new_err(format!("internal error in glmx (please report it): {msg}"))
+            }
         }
     }
 }
@@ -116,7 +116,13 @@ fn arg_error(kind: ArgKind, message: String) -> PyErr {
 }
 
 /// `obj` as an integer in `[lo, hi]`, else the `kind` error naming `name` and the range.
-pub fn uint_arg(kind: ArgKind, name: &str, obj: &Bound<'_, PyAny>, lo: u64, hi: u64) -> PyResult<u64> {
+pub fn uint_arg(
+    kind: ArgKind,
+    name: &str,
+    obj: &Bound<'_, PyAny>,
+    lo: u64,
+    hi: u64,
+) -> PyResult<u64> {
     let value = if obj.is_instance_of::<pyo3::types::PyBool>() {
         None
     } else {
@@ -153,7 +159,13 @@ pub fn opt_uint_arg(
 }
 
 /// `obj` as a finite float in `[lo, hi]`, else the `kind` error naming `name`.
-pub fn float_arg(kind: ArgKind, name: &str, obj: &Bound<'_, PyAny>, lo: f64, hi: f64) -> PyResult<f64> {
+pub fn float_arg(
+    kind: ArgKind,
+    name: &str,
+    obj: &Bound<'_, PyAny>,
+    lo: f64,
+    hi: f64,
+) -> PyResult<f64> {
     let value = if obj.is_instance_of::<pyo3::types::PyBool>() {
         None
     } else {

@@ -295,9 +295,10 @@ fn parse_header(
             .ok_or_else(|| corrupt(path, format!("tensor '{name}' has unknown dtype '{dtype}'")))?;
         // Every dimension a non-negative integer that fits i64, the element count not
         // overflowing: a crafted shape can neither wrap around nor reach libtorch.
-        let dims = v.get("shape").and_then(Value::as_array).ok_or_else(|| {
-            corrupt(path, format!("tensor '{name}' has no shape"))
-        })?;
+        let dims = v
+            .get("shape")
+            .and_then(Value::as_array)
+            .ok_or_else(|| corrupt(path, format!("tensor '{name}' has no shape")))?;
         let shape: Option<Vec<i64>> = dims
             .iter()
             .map(|d| d.as_u64().and_then(|d| i64::try_from(d).ok()))
@@ -305,19 +306,22 @@ fn parse_header(
         let shape = shape.filter(|s| s.len() <= 64).ok_or_else(|| {
             corrupt(
                 path,
-                format!("tensor '{name}' has an invalid shape {dims:?} (non-negative integers only)"),
+                format!(
+                    "tensor '{name}' has an invalid shape {dims:?} (non-negative integers only)"
+                ),
             )
         })?;
         let bytes = shape
             .iter()
-            .try_fold(kind.elt_size_in_bytes() as u64, |acc, &d| acc.checked_mul(d as u64));
+            .try_fold(kind.elt_size_in_bytes() as u64, |acc, &d| {
+                acc.checked_mul(d as u64)
+            });
         let offs: Option<Vec<u64>> = v
             .get("data_offsets")
             .and_then(Value::as_array)
             .map(|a| a.iter().map(Value::as_u64).collect())
             .unwrap_or_default();
-        let Some([start, end]) = offs.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok())
-        else {
+        let Some([start, end]) = offs.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok()) else {
             return Err(corrupt(
                 path,
                 format!("tensor '{name}' has no valid data_offsets (two non-negative integers)"),
@@ -514,13 +518,41 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("glmx-fmt-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cases = [
-            (r#"{"a":{"dtype":"F32","shape":[-2,-2],"data_offsets":[0,16]}}"#, 16, "shape"),
-            (r#"{"a":{"dtype":"F32","shape":[2,"x"],"data_offsets":[0,8]}}"#, 8, "shape"),
-            (r#"{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#, 16, "offsets"),
-            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12, "follow"),
-            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,9]}}"#, 8, "data_offsets"),
-            (r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 8, "offsets"),
-            (r#"{"a":{"dtype":"float32","shape":[2],"data_offsets":[0,8]}}"#, 8, "dtype"),
+            (
+                r#"{"a":{"dtype":"F32","shape":[-2,-2],"data_offsets":[0,16]}}"#,
+                16,
+                "shape",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[2,"x"],"data_offsets":[0,8]}}"#,
+                8,
+                "shape",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#,
+                16,
+                "offsets",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                12,
+                "follow",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,9]}}"#,
+                8,
+                "data_offsets",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+                8,
+                "offsets",
+            ),
+            (
+                r#"{"a":{"dtype":"float32","shape":[2],"data_offsets":[0,8]}}"#,
+                8,
+                "dtype",
+            ),
             (r#"[1,2]"#, 0, "object"),
         ];
         for (i, (header, len, want)) in cases.iter().enumerate() {

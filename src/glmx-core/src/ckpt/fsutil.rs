@@ -149,10 +149,15 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
     let bad = |what: String| CoreError::Checkpoint(format!("'{}' {what}", path.display()));
     if !meta.is_file() {
-        return Err(bad("is not a regular file (symlinks and special files are refused)".into()));
+        return Err(bad(
+            "is not a regular file (symlinks and special files are refused)".into(),
+        ));
     }
     if meta.len() > limit {
-        return Err(bad(format!("is {} bytes, over the limit of {limit}", meta.len())));
+        return Err(bad(format!(
+            "is {} bytes, over the limit of {limit}",
+            meta.len()
+        )));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     File::open(path)
@@ -250,7 +255,13 @@ mod tests {
         assert!(file_inside(&dir, "a.safetensors").is_ok());
         std::os::unix::fs::symlink("/etc/hostname", dir.join("b.safetensors")).unwrap();
         std::os::unix::fs::symlink("/etc", dir.join("sub")).unwrap();
-        for rel in ["b.safetensors", "sub/hostname", "../checkpoint-5/x", "/etc/hostname", ""] {
+        for rel in [
+            "b.safetensors",
+            "sub/hostname",
+            "../checkpoint-5/x",
+            "/etc/hostname",
+            "",
+        ] {
             assert!(file_inside(&dir, rel).is_err(), "{rel}");
         }
         fs::remove_dir_all(&root).unwrap();

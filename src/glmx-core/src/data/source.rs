@@ -46,11 +46,16 @@ impl Limits {
         let get = |name: &str, default: u64| -> Result<u64, CoreError> {
             match std::env::var(name) {
                 Err(_) => Ok(default),
-                Ok(text) => text.trim().parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-                    CoreError::Data(format!(
-                        "{name}={text:?} is not a positive number of bytes"
-                    ))
-                }),
+                Ok(text) => text
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| {
+                        CoreError::Data(format!(
+                            "{name}={text:?} is not a positive number of bytes"
+                        ))
+                    }),
             }
         };
         Ok(Self {
@@ -270,8 +275,8 @@ impl Corpus {
         let mut open_fasta = false;
         loop {
             buf.clear();
-            let n = read_line_capped(&mut reader, &mut buf, limits, &mut self.read_bytes)
-                .map_err(|e| {
+            let n = read_line_capped(&mut reader, &mut buf, limits, &mut self.read_bytes).map_err(
+                |e| {
                     let no = line_no + 1;
                     match e {
                         LineError::Io(e) => data_err(path, no, format!("cannot read: {e}")),
@@ -299,7 +304,8 @@ impl Corpus {
                             format!("out of memory buffering a line ({n} more bytes)"),
                         ),
                     }
-                })?;
+                },
+            )?;
             if n == 0 {
                 break;
             }
@@ -506,7 +512,10 @@ mod tests {
         let err = Corpus::read_with(std::slice::from_ref(&p), false, &small)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("bomb.txt.gz:2") && err.contains("GLMX_DATA_MAX_LINE_BYTES"), "{err}");
+        assert!(
+            err.contains("bomb.txt.gz:2") && err.contains("GLMX_DATA_MAX_LINE_BYTES"),
+            "{err}"
+        );
         let total = Limits {
             max_line_bytes: 1 << 30,
             max_total_bytes: 1 << 20,
@@ -514,7 +523,10 @@ mod tests {
         let err = Corpus::read_with(std::slice::from_ref(&p), false, &total)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("bomb.txt.gz:2") && err.contains("GLMX_DATA_MAX_BYTES"), "{err}");
+        assert!(
+            err.contains("bomb.txt.gz:2") && err.contains("GLMX_DATA_MAX_BYTES"),
+            "{err}"
+        );
         let c = Corpus::read_with(&[p], false, &Limits::default()).unwrap();
         assert_eq!(c.records[1].len, 4 << 20);
         std::fs::remove_dir_all(&dir).unwrap();
