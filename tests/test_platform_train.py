@@ -40,6 +40,7 @@ SLOW = [
     "trainer.max_epochs=2",
     "callbacks.model_checkpoint.every_n_train_steps=32",
 ]
+LONG = [*SLOW[:1], "data.n=32768", *SLOW[2:]]  # 2048 steps
 
 
 @pytest.fixture(scope="module")
@@ -297,4 +298,51 @@ def test_external_run_reports_with_the_callback(tmp_path):
             # the platform cannot act on runs it does not run
             assert api.post(f"/api/v1/runs/{rid}/actions/stop").status_code == 409
     finally:
+        srv.kill()
+
+
+@pytest.mark.slow
+def test_stop_requeue_and_agent_shutdown_go_through_job_control(tmp_path):
+    srv = Server(tmp_path / "home").start()
+    first = start_agent(srv.url, tmp_path / "a", "--heartbeat", "0.3", log_name="first")
+    second = None
+    try:
+        with srv.client() as api:
+            run = api.post(
+                "/api/v1/runs", json={"experiment": "tiny_cpu", "overrides": LONG}
+            ).json()
+            rid = run["id"]
+            get = lambda: api.get(f"/api/v1/runs/{rid}").json()  # noqa: E731
+            wait_for(lambda: get()["last_step"] >= 8, 120, "the run to train", poll=0.05)
+            # stop: a checkpoint through glmx's job control, then a clean exit
+            assert api.post(f"/api/v1/runs/{rid}/actions/stop").status_code == 200
+            stopped = wait_for(lambda: (r := get())["state"] in FINAL and r, 60, "the stop")
+            assert stopped["state"] == "preempted" and stopped["exit_code"] == 0, stopped
+            ckpt = stopped["summary"]["last_checkpoint"]
+            assert ckpt and Path(ckpt).name == f"checkpoint-{stopped['summary']['step']}"
+            assert stopped["summary"]["step"] < 2048
+            # requeue: the same agent resumes it from that checkpoint
+            assert api.post(f"/api/v1/runs/{rid}/actions/requeue").json()["state"] == "queued"
+            wait_for(
+                lambda: (r := get())["attempt"] == 2 and r["last_step"] > stopped["last_step"],
+                120,
+                "the resumed run to train",
+                poll=0.05,
+            )
+            # SIGTERM: the agent checkpoints the run, hands it back and exits
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=90) == 0
+            back = get()
+            assert back["state"] == "queued", back
+            assert [e["what"] for e in back["events"]][-1] == "returned"
+            second = start_agent(
+                srv.url, tmp_path / "b", "--exit-when-idle", "3", log_name="second"
+            )
+            final = wait_for(lambda: (r := get())["state"] in FINAL and r, 180, "the run to end")
+            assert final["state"] == "done" and final["attempt"] == 3, final
+            assert final["final_metrics"]["train/loss"]["step"] == 2048
+            out = (Path(final["run_dir"]) / "output.log").read_text()
+            assert out.count("ckpt_path=last") == 2  # attempts 2 and 3 resumed
+    finally:
+        _stop(first, *([second] if second else []))
         srv.kill()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from glmx.platform.executor import Execution
-from glmx.platform.settings import PlatformError
+from glmx.platform.settings import PlatformError, config_tree
 
 __all__ = ["Agent", "device_info"]
 
@@ -96,9 +96,7 @@ class Agent:
         self.server = server.rstrip("/")
         self.info = device_info(device)
         self.name = name or f"{socket.gethostname()}:{device}"
-        self.configs_dir = Path(
-            configs_dir or os.environ.get("GLMX_PLATFORM_CONFIGS") or Path.cwd() / "configs"
-        ).resolve()
+        self.configs_dir = config_tree(configs_dir)
         self.work_dir = Path(work_dir or Path.cwd()).resolve()
         self.runs_dir = Path(runs_dir).resolve() if runs_dir else None
         self.poll_s, self.heartbeat_s = poll_s, heartbeat_s
@@ -204,8 +202,7 @@ class Agent:
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
-            # finish nothing new; the current run is stopped with a checkpoint and requeued
-            # by the server when this agent's lease runs out
+            # take no new run; the current one checkpoints, stops and goes back to the queue
             self.stopping = True
 
         try:

@@ -160,7 +160,16 @@ def report_state(agent_id: int, run_id: int, body: StateIn, request: Request) ->
     with st.db.write() as session:
         agent = _agent(session, agent_id)
         run = _owned_run(session, agent, run_id, body.attempt)
-        if body.state == "running":
+        if body.state == "queued":  # a stopping agent hands the run back (it checkpointed)
+            run.state, run.agent_id, run.lease_expires, run.pending_action = (
+                "queued",
+                None,
+                None,
+                None,
+            )
+            add_event(run, "returned", agent=agent.id, attempt=run.attempt)
+            agent.current_run_id, agent.state = None, "idle"
+        elif body.state == "running":
             run.state = "running"
             run.started = run.started or time.time()
             run.lease_expires = time.time() + st.settings.lease_s

@@ -121,13 +121,12 @@ def update_config(config_id: int, body: ConfigIn, request: Request) -> dict[str,
 
 @router.get("/experiments")
 def list_experiments(request: Request) -> dict[str, Any]:
-    """Experiment names in the server's config tree (``configs/experiment/*.yaml``)."""
-    root = state(request).settings.configs_dir / "experiment"
-    names = (
-        sorted(
-            str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml") if p.is_file()
-        )
-        if root.is_dir()
-        else []
-    )
-    return {"experiments": names}
+    """Experiment names (``experiment/*.yaml``) in the server's config tree and glmx's own."""
+    from glmx.hydra.compose import shipped_configs
+
+    names: set[str] = set()
+    for tree in (state(request).settings.configs_dir, shipped_configs()):
+        root = tree / "experiment" if tree is not None else None
+        if root is not None and root.is_dir():
+            names.update(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    return {"experiments": sorted(names)}

@@ -268,6 +268,8 @@ def external_state(run_id: int, body: StateIn, request: Request) -> dict[str, An
             raise HTTPException(409, f"run {run_id} is run by an agent; it reports its state")
         if run.state in FINAL_STATES:
             raise HTTPException(409, f"run {run_id} is already {run.state}")
+        if body.state == "queued":
+            raise HTTPException(422, "an external run cannot be requeued")
         if body.state != "running":
             finish_run(session, run, body)
         return run_dict(run)

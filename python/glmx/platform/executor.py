@@ -36,10 +36,12 @@ def has_checkpoint(run_dir: Path) -> bool:
     )
 
 
-def train_command(run: dict[str, Any], run_dir: Path, configs_dir: Path) -> list[str]:
+def train_command(run: dict[str, Any], run_dir: Path, configs_dir: Path | None) -> list[str]:
     """``python -m glmx.train -cp CONFIGS experiment=X overrides hydra.run.dir=DIR`` (plus
     ``ckpt_path=last`` when a checkpoint exists: a requeued run resumes)."""
-    cmd = [sys.executable, "-m", "glmx.train", "-cp", str(configs_dir)]
+    cmd = [sys.executable, "-m", "glmx.train"]
+    if configs_dir is not None:
+        cmd += ["-cp", str(configs_dir)]
     cmd += [f"experiment={run['experiment']}", *run["overrides"], f"hydra.run.dir={run_dir}"]
     if has_checkpoint(run_dir):
         cmd.append("ckpt_path=last")
@@ -70,6 +72,7 @@ class Execution:
         self.pending: list[str] = []
         self.cancel_at: float | None = None
         self.lost = False
+        self.returning = False
         self.step = 0
 
     # -- process ------------------------------------------------------------------------------
@@ -235,6 +238,10 @@ class Execution:
             code = self._returncode()
             self._collect()
             now = time.monotonic()
+            if self.agent.stopping and not self.returning and not self.cancel_at:
+                # the agent is shutting down: checkpoint, stop, hand the run back to the queue
+                self.returning = True
+                self.pending.append("stop")
             if self.pending:
                 self._deliver()
             if self.cancel_at and time.time() - self.cancel_at > _CANCEL_GRACE_S:
@@ -265,7 +272,9 @@ class Execution:
             return "cancelled"
         if code != 0:
             return "failed"
-        return "preempted" if self._control_state() == "stopped" else "done"
+        if self._control_state() == "stopped":
+            return "queued" if self.returning else "preempted"
+        return "done"
 
     def _summary(self, code: int) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -118,6 +118,6 @@ class StateIn(BaseModel):
 
     model_config = _Strict
     attempt: int | None = None
-    state: Literal["running", "done", "failed", "cancelled", "preempted"]
+    state: Literal["queued", "running", "done", "failed", "cancelled", "preempted"]
     exit_code: int | None = None
     summary: dict = Field(default_factory=dict)

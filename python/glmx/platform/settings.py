@@ -68,6 +68,19 @@ def load_or_create_token(home: Path) -> str:
     return token
 
 
+def config_tree(given: str | os.PathLike[str] | None) -> Path | None:
+    """The experiment tree: ``given``, ``$GLMX_PLATFORM_CONFIGS``, ``./configs`` when it exists,
+    else None (glmx's shipped tree: ``python -m glmx.train``'s own fallback)."""
+    chosen = given or os.environ.get("GLMX_PLATFORM_CONFIGS")
+    if chosen:
+        path = Path(chosen).resolve()
+        if not path.is_dir():
+            raise PlatformError(f"config tree {path} is not a directory (--configs)")
+        return path
+    local = Path.cwd() / "configs"
+    return local.resolve() if (local / "train.yaml").is_file() else None
+
+
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -81,7 +94,7 @@ class Settings:
         home: data dir (token file, default database and runs root).
         runs_dir: root of run directories (``<runs_dir>/run-<id>``).
         data_dir: root that path-valued run overrides must stay inside.
-        configs_dir: config tree used to validate and launch experiments.
+        configs_dir: config tree used to validate and launch experiments (None: glmx's own).
         token: API token (mutating calls and agents need it).
         cors_origins: origins allowed by CORS.
         max_body_bytes: requests with a larger body get 413.
@@ -110,12 +123,9 @@ class Settings:
             s.db_url = f"sqlite:///{(s.home / 'platform.db').resolve()}"
         s.runs_dir = Path(s.runs_dir or os.environ.get("GLMX_RUNS_DIR") or s.home / "runs")
         s.data_dir = Path(s.data_dir or os.environ.get("GLMX_DATA_DIR") or s.home / "data")
-        s.configs_dir = Path(
-            s.configs_dir or os.environ.get("GLMX_PLATFORM_CONFIGS") or Path.cwd() / "configs"
-        )
+        s.configs_dir = config_tree(s.configs_dir)
         s.runs_dir = s.runs_dir.resolve()
         s.data_dir = s.data_dir.resolve()
-        s.configs_dir = s.configs_dir.resolve()
         s.runs_dir.mkdir(parents=True, exist_ok=True)
         if not s.cors_origins:
             s.cors_origins = _split(os.environ.get("GLMX_CORS_ORIGINS"))

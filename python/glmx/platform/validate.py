@@ -78,15 +78,13 @@ def check_overrides(overrides: list[str], kind: str, roots: list[Path]) -> None:
             )
 
 
-def compose_check(configs_dir: Path, experiment: str, overrides: list[str]) -> dict[str, Any]:
+def compose_check(
+    configs_dir: Path | None, experiment: str, overrides: list[str]
+) -> dict[str, Any]:
     """Composes ``train`` with the experiment and overrides; 422 with the composition error."""
     from glmx.errors import GlmxError
     from glmx.hydra.compose import compose_raw
 
-    if not (configs_dir / "train.yaml").is_file():
-        raise HTTPException(
-            503, f"the server has no config tree at {configs_dir} (start it with --configs DIR)"
-        )
     try:
         composed = compose_raw("train", [f"experiment={experiment}", *overrides], configs_dir)
         raw = composed.raw()
