@@ -24,6 +24,7 @@ __all__ = [
     "config_render",
     "config_load",
     "config_load_project",
+    "_panic_in_guard",
     "_raise_config_error",
     "ComposedConfig",
     "compose_config",
@@ -146,6 +147,9 @@ def config_load_project(
 def config_load_meta(project_dir: str) -> tuple[dict[str, Any]]:
     """Reads ``meta.yaml`` of ``project_dir`` (defaults filled in) as ``(meta dict,)``."""
 
+def _panic_in_guard(message: str) -> None:
+    """Test hook: panics in Rust inside the binding guard (raises ``ConfigError``)."""
+
 def _raise_config_error(kind: str, message: str) -> None:
     """Test hook: raises config error ``kind`` ("config", "composition", "override")."""
 
@@ -202,8 +206,13 @@ def compose_config(
 ) -> ComposedConfig:
     """Composes ``config_name`` over ``search_path`` (``[(provider, dir)]``) with overrides."""
 
-def sweep_jobs(overrides: Sequence[str], search_path: Sequence[tuple[str, str]]) -> list[list[str]]:
-    """Expands sweep overrides into one override list per job (basic sweeper order)."""
+def sweep_jobs(
+    overrides: Sequence[str],
+    search_path: Sequence[tuple[str, str]],
+    max_jobs: int | None = None,
+) -> list[list[str]]:
+    """Expands sweep overrides into one override list per job (basic sweeper order); more than
+    ``max_jobs`` jobs (default ``GLMX_MAX_SWEEP_JOBS``, 10,000) raise ``OverrideError``."""
 
 def parse_override(text: str) -> tuple[str, str, str | None, Any, bool]:
     """Parses one override into ``(prefix, key, package, value, is_sweep)``."""

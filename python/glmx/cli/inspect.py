@@ -67,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def _template_vars(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` items to template variables; each value is one YAML value (data: the
+    engine quotes strings when it renders them, so a value cannot add YAML structure)."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -74,7 +76,19 @@ def _template_vars(items: list[str]) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
             raise GlmxError(f"template variable '{item}' must be NAME=VALUE")
-        out[name] = yaml.safe_load(value) if value else ""
+        try:
+            value.encode("utf-8")
+            out[name] = yaml.safe_load(value) if value else ""
+        except UnicodeEncodeError:
+            raise GlmxError(
+                f"template variable '{name}': the value is not valid UTF-8; pass UTF-8 text"
+            ) from None
+        except yaml.YAMLError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise GlmxError(
+                f"template variable '{name}': the value {value!r} is not valid YAML ({first}); "
+                "quote it, e.g. NAME='\"text\"'"
+            ) from None
     return out
 
 
@@ -117,7 +131,7 @@ def _comment_description(project_dir: str, config: str) -> str:
     meta = load_meta(project_dir)
     path = Path(project_dir) / meta["config_prefix"] / config
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return ""
     for line in lines[:20]:
@@ -213,8 +227,12 @@ def _pp(args: argparse.Namespace) -> int:
     if path is None:
         raise GlmxError(f"config '{name}' not found; configs: {', '.join(meta['configs'])}")
     print(f"# {path} (translated)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise GlmxError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
     # inline templates are translated separately, as the engine does; numbering stays global
-    parts = _INLINE.split(path.read_text(encoding="utf-8"))
+    parts = _INLINE.split(text)
     chunks = [preprocess(parts[0])] + [
         f"#----- {name} -----" + preprocess(chunk)
         for name, chunk in zip(parts[1::2], parts[2::2], strict=True)

@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import functools
 import importlib
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -169,6 +170,13 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
     token = _singletons.set({}) if _singletons.get() is None else None
     try:
         return _instantiate(config, args, kwargs)
+    except RecursionError as err:
+        # Errors raised by a target are wrapped in _call_fresh; this one is the config's nesting
+        # (or a container that contains itself).
+        raise InstantiationError(
+            "config nests too deeply to instantiate (deeper than Python's recursion limit, "
+            f"{sys.getrecursionlimit()}); flatten it or check for a container that contains itself"
+        ) from err
     finally:
         if token is not None:
             _singletons.reset(token)
@@ -186,7 +194,34 @@ def shared_singletons() -> Iterator[None]:
             _singletons.reset(token)
 
 
+#: Deepest nesting ``instantiate`` builds (the builder recurses about five frames per level).
+MAX_DEPTH = 100
+
+
+def _check_depth(config: Any) -> None:
+    """Refuses configs nested deeper than :data:`MAX_DEPTH` (or containing themselves) before
+    any target is called; walks iteratively so the check itself cannot overflow."""
+    stack: list[tuple[Any, int, tuple[int, ...]]] = [(config, 0, ())]
+    deepest: dict[int, int] = {}  # shared subtrees are walked again only when found deeper
+    while stack:
+        node, depth, ancestors = stack.pop()
+        if not isinstance(node, (Mapping, list, tuple)) or deepest.get(id(node), -1) >= depth:
+            continue
+        deepest[id(node)] = depth
+        if id(node) in ancestors:
+            raise InstantiationError("config contains itself (a cycle); it cannot be built")
+        if depth > MAX_DEPTH:
+            raise InstantiationError(
+                f"config nests deeper than {MAX_DEPTH} levels; flatten it (instantiate builds "
+                "nested configs recursively)"
+            )
+        children = node.values() if isinstance(node, Mapping) else node
+        inner = (*ancestors, id(node)) if depth < 20 else ancestors
+        stack.extend((c, depth + 1, inner) for c in children)
+
+
 def _instantiate(config: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    _check_depth(config)
     if isinstance(config, Mapping):
         node = _merge(config, kwargs) if kwargs else dict(config)
         if args:

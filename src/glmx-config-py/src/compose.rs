@@ -4,13 +4,16 @@ use std::path::PathBuf;
 
 use glmx_config::compose::{self, repo::Source, Composed, Request};
 use glmx_config::interp::{Interpolator, Resolvers};
-use glmx_config::overrides::{expand_sweeps, parse_override};
+use glmx_config::overrides::{expand_sweeps_limited, parse_override};
 use glmx_config::tree::{Map, Node};
 use glmx_config::ConfigError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use crate::errors::BindingResult;
+use crate::errors::{guard, utf8, BindingResult};
+
+/// Deepest Python container converted (self-referencing lists must not overflow the stack).
+const MAX_PY_DEPTH: usize = 1000;
 
 /// Converts a tree to plain Python containers.
 pub fn node_to_py(py: Python<'_>, n: &Node) -> PyResult<PyObject> {
@@ -39,6 +42,15 @@ pub fn node_to_py(py: Python<'_>, n: &Node) -> PyResult<PyObject> {
 
 /// Converts plain Python values to a tree; other objects become their `str()`.
 pub fn py_to_node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
+    py_to_node_at(obj, 0)
+}
+
+fn py_to_node_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Node> {
+    if depth > MAX_PY_DEPTH {
+        return Err(crate::errors::ConfigError::new_err(format!(
+            "value nests deeper than {MAX_PY_DEPTH} levels (a container that contains itself?)"
+        )));
+    }
     if obj.is_none() {
         return Ok(Node::Null);
     }
@@ -46,7 +58,12 @@ pub fn py_to_node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
         return Ok(Node::Bool(b.is_true()));
     }
     if obj.is_instance_of::<PyInt>() {
-        return Ok(Node::Int(obj.extract()?));
+        return obj.extract().map(Node::Int).map_err(|_| {
+            crate::errors::ConfigError::new_err(format!(
+                "integer {} does not fit in 64 bits",
+                obj.str().map(|s| s.to_string()).unwrap_or_default()
+            ))
+        });
     }
     if obj.is_instance_of::<PyFloat>() {
         return Ok(Node::Float(obj.extract()?));
@@ -57,14 +74,14 @@ pub fn py_to_node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
     if let Ok(d) = obj.downcast::<PyDict>() {
         let mut m = Map::with_capacity(d.len());
         for (k, v) in d.iter() {
-            m.insert(k.str()?.to_string(), py_to_node(&v)?);
+            m.insert(k.str()?.to_string(), py_to_node_at(&v, depth + 1)?);
         }
         return Ok(Node::Map(m));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut out = Vec::new();
         for item in obj.try_iter()? {
-            out.push(py_to_node(&item?)?);
+            out.push(py_to_node_at(&item?, depth + 1)?);
         }
         return Ok(Node::List(out));
     }
@@ -150,10 +167,12 @@ impl PyComposed {
         resolvers: Bound<'_, PyDict>,
         skip: Vec<String>,
     ) -> BindingResult<PyObject> {
-        let mut r = PyResolvers { table: resolvers };
-        let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
-        let out = glmx_config::interp::resolve(&self.inner.config, &mut r, &skip)?;
-        Ok(node_to_py(py, &out)?)
+        guard(|| {
+            let mut r = PyResolvers { table: resolvers };
+            let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
+            let out = glmx_config::interp::resolve(&self.inner.config, &mut r, &skip)?;
+            Ok::<_, crate::errors::BindingError>(node_to_py(py, &out)?)
+        })
     }
 
     /// The resolved value at dotted `key`, or `None` when absent.
@@ -163,18 +182,22 @@ impl PyComposed {
         key: &str,
         resolvers: Bound<'_, PyDict>,
     ) -> BindingResult<PyObject> {
-        let mut r = PyResolvers { table: resolvers };
-        let mut it = Interpolator::new(&self.inner.config, &mut r);
-        match it.select(key)? {
-            Some(v) => Ok(node_to_py(py, &v)?),
-            None => Ok(py.None()),
-        }
+        guard(|| {
+            let mut r = PyResolvers { table: resolvers };
+            let mut it = Interpolator::new(&self.inner.config, &mut r);
+            match it.select(key)? {
+                Some(v) => Ok::<_, crate::errors::BindingError>(node_to_py(py, &v)?),
+                None => Ok(py.None()),
+            }
+        })
     }
 
     /// Sets dotted `key` (creating mappings); used to fill `hydra.runtime.*`.
-    fn set(&mut self, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        set_key(&mut self.inner.config, key, py_to_node(value)?);
-        Ok(())
+    fn set(&mut self, key: &str, value: &Bound<'_, PyAny>) -> BindingResult<()> {
+        guard(|| {
+            set_key(&mut self.inner.config, key, py_to_node(value)?);
+            Ok::<_, PyErr>(())
+        })
     }
 
     /// The merge order: `(config_path, package, parent)` per entry.
@@ -234,12 +257,17 @@ impl PyComposed {
 #[pyo3(signature = (config_name, search_path, overrides, with_hydra=true, multirun=false))]
 fn compose_config(
     py: Python<'_>,
-    config_name: Option<String>,
+    config_name: Option<Bound<'_, PyString>>,
     search_path: Vec<(String, String)>,
-    overrides: Vec<String>,
+    overrides: Vec<Bound<'_, PyString>>,
     with_hydra: bool,
     multirun: bool,
 ) -> BindingResult<PyComposed> {
+    let config_name = config_name.map(|n| utf8(&n, "config name")).transpose()?;
+    let overrides = overrides
+        .iter()
+        .map(|o| utf8(o, "override"))
+        .collect::<PyResult<Vec<_>>>()?;
     let req = Request {
         config_name,
         sources: sources(search_path),
@@ -247,36 +275,48 @@ fn compose_config(
         with_hydra,
         multirun,
     };
-    let inner = py.allow_threads(|| compose::compose(&req))?;
-    Ok(PyComposed { inner })
+    guard(|| {
+        let inner = py.allow_threads(|| compose::compose(&req))?;
+        Ok::<_, ConfigError>(PyComposed { inner })
+    })
 }
 
-/// Expands sweep overrides into one override list per job (basic sweeper order).
+/// Expands sweep overrides into one override list per job (basic sweeper order). More than
+/// `max_jobs` jobs (default: `GLMX_MAX_SWEEP_JOBS`, 10,000) raise `OverrideError`.
 #[pyfunction]
+#[pyo3(signature = (overrides, search_path, max_jobs=None))]
 fn sweep_jobs(
     py: Python<'_>,
-    overrides: Vec<String>,
+    overrides: Vec<Bound<'_, PyString>>,
     search_path: Vec<(String, String)>,
+    max_jobs: Option<usize>,
 ) -> BindingResult<Vec<Vec<String>>> {
-    let parsed = overrides
+    let overrides = overrides
         .iter()
-        .map(|s| parse_override(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let dirs = sources(search_path);
-    let jobs = py.allow_threads(|| {
-        let repo = compose::repo::Repo::new(dirs);
-        expand_sweeps(&parsed, &|g| repo.group_options(g))
-    })?;
-    Ok(jobs)
+        .map(|o| utf8(o, "override"))
+        .collect::<PyResult<Vec<_>>>()?;
+    let max_jobs = max_jobs.unwrap_or_else(glmx_config::limits::max_sweep_jobs);
+    guard(|| {
+        let parsed = overrides
+            .iter()
+            .map(|s| parse_override(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dirs = sources(search_path);
+        py.allow_threads(|| {
+            let repo = compose::repo::Repo::new(dirs);
+            expand_sweeps_limited(&parsed, &|g| repo.group_options(g), max_jobs)
+        })
+    })
 }
 
 /// Parses one override; returns `(prefix, key, package, value, is_sweep)`.
 #[pyfunction]
 fn parse_override_py(
     py: Python<'_>,
-    text: &str,
+    text: Bound<'_, PyString>,
 ) -> BindingResult<(String, String, Option<String>, PyObject, bool)> {
-    let o = parse_override(text)?;
+    let text = utf8(&text, "override")?;
+    let o = guard(|| parse_override(&text))?;
     let value = match &o.value {
         Some(glmx_config::overrides::Value::Node(n)) => node_to_py(py, n)?,
         _ => py.None(),

@@ -9,11 +9,24 @@ use glmx_config::{codegen, graph, meta, template};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use crate::errors::BindingResult;
+use crate::errors::{guard, utf8, BindingResult};
+
+/// Deepest Python container converted to a template variable.
+const MAX_PY_DEPTH: usize = 1000;
 
 /// Python template variables to JSON (containers and scalars; other objects as `str(obj)`).
 fn to_json(value: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    to_json_at(value, 0)
+}
+
+fn to_json_at(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<serde_json::Value> {
     use serde_json::Value as J;
+    if depth > MAX_PY_DEPTH {
+        return Err(crate::errors::ConfigError::new_err(format!(
+            "template variable nests deeper than {MAX_PY_DEPTH} levels (a container that \
+             contains itself?)"
+        )));
+    }
     if value.is_none() {
         return Ok(J::Null);
     }
@@ -32,20 +45,26 @@ fn to_json(value: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
             .unwrap_or(J::Null));
     }
     if let Ok(s) = value.downcast::<PyString>() {
-        return Ok(J::String(s.to_str()?.to_string()));
+        return Ok(J::String(utf8(s, "template variable value")?));
     }
     if let Ok(d) = value.downcast::<PyDict>() {
         let mut map = serde_json::Map::new();
         for (k, v) in d.iter() {
-            map.insert(k.str()?.to_str()?.to_string(), to_json(&v)?);
+            map.insert(
+                utf8(&k.str()?, "template variable name")?,
+                to_json_at(&v, depth + 1)?,
+            );
         }
         return Ok(J::Object(map));
     }
     if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-        let items: PyResult<Vec<J>> = value.try_iter()?.map(|v| to_json(&v?)).collect();
+        let items: PyResult<Vec<J>> = value
+            .try_iter()?
+            .map(|v| to_json_at(&v?, depth + 1))
+            .collect();
         return Ok(J::Array(items?));
     }
-    Ok(J::String(value.str()?.to_str()?.to_string()))
+    Ok(J::String(utf8(&value.str()?, "template variable value")?))
 }
 
 fn vars_json(vars: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Value> {
@@ -170,20 +189,21 @@ impl PyGraph {
     }
 
     /// The graph as YAML with tags, anchors for shared nodes.
-    fn to_yaml(&self) -> String {
-        self.graph.to_yaml()
+    fn to_yaml(&self) -> BindingResult<String> {
+        guard(|| Ok::<_, PyErr>(self.graph.to_yaml()))
     }
 
     /// Standalone Python source defining `construct(**vars)` that builds `target`.
     fn code(&self, target: &str) -> BindingResult<String> {
-        Ok(codegen::generate(&self.graph, target)?)
+        guard(|| codegen::generate(&self.graph, target))
     }
 }
 
 /// Line syntax translated to plain Jinja.
 #[pyfunction]
-fn config_preprocess(text: &str) -> String {
-    template::preprocess(text)
+fn config_preprocess(text: Bound<'_, PyString>) -> BindingResult<String> {
+    let text = utf8(&text, "template text")?;
+    guard(|| Ok::<_, PyErr>(template::preprocess(&text)))
 }
 
 /// Renders `text` over `search_path` with template variables `vars`.
@@ -191,17 +211,19 @@ fn config_preprocess(text: &str) -> String {
 #[pyo3(signature = (text, search_path, vars=None, name=None))]
 fn config_render(
     py: Python<'_>,
-    text: &str,
+    text: Bound<'_, PyString>,
     search_path: Vec<String>,
     vars: Option<&Bound<'_, PyDict>>,
     name: Option<String>,
 ) -> BindingResult<String> {
     let vars = vars_json(vars)?;
-    let text = text.to_string();
+    let text = utf8(&text, "template text")?;
     let name = name.unwrap_or_else(|| "<string>".into());
-    Ok(py.allow_threads(move || {
-        template::Renderer::new(paths(search_path)).render_str(&name, &text, vars)
-    })?)
+    guard(|| {
+        py.allow_threads(move || {
+            template::Renderer::new(paths(search_path)).render_str(&name, &text, vars)
+        })
+    })
 }
 
 /// Renders `text` and builds its graph.
@@ -209,18 +231,20 @@ fn config_render(
 #[pyo3(signature = (text, search_path, vars=None, name=None))]
 fn config_load(
     py: Python<'_>,
-    text: &str,
+    text: Bound<'_, PyString>,
     search_path: Vec<String>,
     vars: Option<&Bound<'_, PyDict>>,
     name: Option<String>,
 ) -> BindingResult<PyGraph> {
     let vars = vars_json(vars)?;
-    let text = text.to_string();
+    let text = utf8(&text, "template text")?;
     let name = name.unwrap_or_else(|| "<string>".into());
-    let graph = py.allow_threads(move || {
-        let rendered =
-            template::Renderer::new(paths(search_path)).render_str(&name, &text, vars)?;
-        graph::load_str(&rendered, Some(&name))
+    let graph = guard(|| {
+        py.allow_threads(move || {
+            let rendered =
+                template::Renderer::new(paths(search_path)).render_str(&name, &text, vars)?;
+            graph::load_str(&rendered, Some(&name))
+        })
     })?;
     Ok(PyGraph { graph })
 }
@@ -248,13 +272,16 @@ fn meta_dict<'py>(py: Python<'py>, meta: &ProjectMeta) -> PyResult<Bound<'py, Py
 #[pyo3(signature = (config, project_dir, vars=None))]
 fn config_load_project<'py>(
     py: Python<'py>,
-    config: Option<String>,
+    config: Option<Bound<'py, PyString>>,
     project_dir: String,
     vars: Option<&Bound<'py, PyDict>>,
 ) -> BindingResult<(Bound<'py, PyDict>, String, String, PyGraph)> {
     let vars = vars_json(vars)?;
-    let loaded = py.allow_threads(move || {
-        meta::load_project(config.as_deref(), Path::new(&project_dir), vars)
+    let config = config.map(|c| utf8(&c, "config name")).transpose()?;
+    let loaded = guard(|| {
+        py.allow_threads(move || {
+            meta::load_project(config.as_deref(), Path::new(&project_dir), vars)
+        })
     })?;
     let meta = meta_dict(py, &loaded.meta)?;
     Ok((

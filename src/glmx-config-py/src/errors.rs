@@ -51,6 +51,8 @@ pub enum BindingError {
     Config(CfgErr),
     /// A Python exception (e.g. raised by a user resolver), passed through unchanged.
     Python(PyErr),
+    /// A Rust panic caught at the binding boundary (a bug in glmx, never the user's fault).
+    Internal(String),
 }
 
 impl From<CfgErr> for BindingError {
@@ -69,6 +71,9 @@ impl From<BindingError> for PyErr {
     fn from(err: BindingError) -> Self {
         match err {
             BindingError::Python(err) => err,
+            BindingError::Internal(what) => ConfigError::new_err(format!(
+                "internal error in glmx's config engine ({what}); please report this input"
+            )),
             BindingError::Config(err) => {
                 let message = err.to_string();
                 match err {
@@ -83,6 +88,38 @@ impl From<BindingError> for PyErr {
 
 /// Result alias for bindings.
 pub type BindingResult<T> = Result<T, BindingError>;
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
+/// Runs a binding's body; a Rust panic becomes a `glmx.ConfigError` (a `GlmxError`) instead
+/// of escaping as `pyo3_runtime.PanicException`, which `except Exception` does not catch.
+pub fn guard<T, E: Into<BindingError>>(f: impl FnOnce() -> Result<T, E>) -> BindingResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(Into::into),
+        Err(payload) => Err(BindingError::Internal(panic_text(payload.as_ref()))),
+    }
+}
+
+/// Python strings to Rust: a lone surrogate (from a non-UTF-8 command line or file name)
+/// becomes a `glmx.ConfigError` naming `what`, not a `UnicodeEncodeError`.
+pub fn utf8(s: &Bound<'_, pyo3::types::PyString>, what: &str) -> PyResult<String> {
+    match s.to_str() {
+        Ok(t) => Ok(t.to_string()),
+        Err(_) => {
+            let shown = s.to_string_lossy().chars().take(80).collect::<String>();
+            Err(ConfigError::new_err(format!(
+                "{what} '{shown}' is not valid UTF-8 (it holds a lone surrogate, e.g. from a \
+                 non-UTF-8 command line or file name); pass UTF-8 text"
+            )))
+        }
+    }
+}
 
 /// Registers the exception classes on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

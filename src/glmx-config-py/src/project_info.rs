@@ -15,7 +15,9 @@ fn config_load_meta<'py>(
     py: Python<'py>,
     project_dir: String,
 ) -> BindingResult<(Bound<'py, PyDict>,)> {
-    let m = py.allow_threads(move || meta::load_meta(Path::new(&project_dir)))?;
+    let m = crate::errors::guard(|| {
+        py.allow_threads(move || meta::load_meta(Path::new(&project_dir)))
+    })?;
     let d = PyDict::new(py);
     d.set_item("name", &m.name)?;
     d.set_item("description", &m.description)?;

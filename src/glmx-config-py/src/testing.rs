@@ -29,7 +29,15 @@ fn _raise_config_error(kind: &str, message: String) -> BindingResult<()> {
     Err(err.into())
 }
 
-/// Registers the hook.
+/// Panics with `message` inside the binding guard: checks that a Rust panic reaches Python
+/// as `glmx.ConfigError`, never as `PanicException`.
+#[pyfunction]
+fn _panic_in_guard(message: String) -> BindingResult<()> {
+    crate::errors::guard(|| -> Result<(), BindingError> { panic!("{message}") })
+}
+
+/// Registers the hooks.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(_raise_config_error, m)?)
+    m.add_function(wrap_pyfunction!(_raise_config_error, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_in_guard, m)?)
 }

@@ -10,6 +10,7 @@ pub mod compose;
 pub mod error;
 pub mod graph;
 pub mod interp;
+pub mod limits;
 pub mod meta;
 pub mod overrides;
 pub mod tags;

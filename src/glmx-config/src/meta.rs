@@ -166,6 +166,16 @@ pub fn resolve_config(meta: &ProjectMeta, config: Option<&str>) -> Result<String
             ),
         });
     };
+    if !crate::limits::name_stays_inside(config) {
+        return Err(ConfigError::Template {
+            location: Location::default(),
+            message: format!(
+                "{} (configs: {})",
+                crate::limits::outside_message("config", config),
+                meta.configs.join(", ")
+            ),
+        });
+    }
     let prefixed = format!("{}/{config}", meta.config_prefix);
     if meta.project_dir.join(&prefixed).is_file() {
         return Ok(prefixed);

@@ -5,6 +5,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::error::{ConfigError, Location, Result};
+use crate::limits;
 
 /// One YAML node with its tag, anchor id (0: none) and 1-based line.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,26 +188,54 @@ impl MarkedEventReceiver for Builder {
 }
 
 /// Parses the first document of `text`; `None` for an empty document. `file` names the text in
-/// errors.
+/// errors. Collections nested deeper than [`limits::max_depth`] are refused (the tree and
+/// everything that walks it recursively stays within the stack).
 pub fn parse(text: &str, file: Option<&str>) -> Result<Option<YNode>> {
+    let max_depth = limits::max_depth();
     let mut builder = Builder::default();
-    // The parser asserts internal invariants; a malformed input must become an error, not a panic.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut parser = Parser::new_from_str(text);
-        parser.load(&mut builder, false).map(|()| builder.root)
-    }));
     let location = |line| Location {
         file: file.map(str::to_string),
         line,
     };
+    // The parser asserts internal invariants; a malformed input must become an error, not a panic.
+    // Events are pulled one by one (yaml-rust2's `load` recurses once per nesting level).
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut parser = Parser::new_from_str(text);
+        loop {
+            let (ev, mark) = parser.next_token()?;
+            match ev {
+                Event::StreamEnd | Event::DocumentEnd => break,
+                Event::SequenceStart(..) | Event::MappingStart(..)
+                    if builder.stack.len() >= max_depth =>
+                {
+                    return Ok(Err(mark.line()));
+                }
+                ev => builder.on_event(ev, mark),
+            }
+            if builder.root.is_some() && builder.stack.is_empty() {
+                break;
+            }
+        }
+        Ok(Ok(std::mem::take(&mut builder.root)))
+    }));
     match outcome {
-        Ok(Ok(root)) => Ok(root),
+        Ok(Ok(Ok(root))) => Ok(root),
+        Ok(Ok(Err(line))) => Err(ConfigError::Yaml {
+            location: location(Some(line)),
+            key: None,
+            message: limits::exceeded("YAML nesting", max_depth, limits::DEPTH_VAR),
+        }),
         Ok(Err(err)) => {
+            let err: yaml_rust2::ScanError = err;
             let line = err.marker().line();
             let context = text
                 .lines()
                 .nth(line.saturating_sub(1))
-                .map(|l| format!("\n  | {l}"))
+                .map(|l| {
+                    let shown: String = l.chars().take(160).collect();
+                    let more = if shown.len() < l.len() { "..." } else { "" };
+                    format!("\n  | {shown}{more}")
+                })
                 .unwrap_or_default();
             Err(ConfigError::Yaml {
                 location: location(Some(line)),

@@ -98,3 +98,148 @@ proptest! {
         let _ = render_str(&text, &[], ());
     }
 }
+
+/// Override text: grammar fragments, nesting openers and sweeps.
+fn override_text() -> impl Strategy<Value = String> {
+    let frag = prop_oneof![
+        Just("[".to_string()),
+        Just("]".into()),
+        Just("{".into()),
+        Just("}".into()),
+        Just("${".into()),
+        Just("a:".into()),
+        Just(",".into()),
+        Just("=".into()),
+        Just("'".into()),
+        Just("\"".into()),
+        Just("\\".into()),
+        Just("(".into()),
+        Just(")".into()),
+        Just("range(".into()),
+        Just("choice(".into()),
+        Just("glob(".into()),
+        Just("extend_list(".into()),
+        Just("int(".into()),
+        Just("sort(".into()),
+        Just("${a.b}".into()),
+        Just("oc.env:".into()),
+        Just(" ".into()),
+        "[a-z0-9_.@~+-]{0,5}",
+    ];
+    proptest::collection::vec(frag, 0..50).prop_map(|v| v.concat())
+}
+
+/// YAML documents with anchors, aliases, merge keys and interpolations.
+fn hydra_yaml() -> impl Strategy<Value = String> {
+    let frag = prop_oneof![
+        Just("a: ".to_string()),
+        Just("b: ".into()),
+        Just("- ".into()),
+        Just("&x ".into()),
+        Just("*x".into()),
+        Just("&y [*x, *x, *x]".into()),
+        Just("<<: ".into()),
+        Just("\n".into()),
+        Just("  ".into()),
+        Just("[".into()),
+        Just("]".into()),
+        Just("{".into()),
+        Just("}".into()),
+        Just("${a}".into()),
+        Just("${b.c}".into()),
+        Just("${.a}".into()),
+        Just("${oc.select:a,1}".into()),
+        Just("'".into()),
+        Just(", ".into()),
+        Just("1".into()),
+        "[a-z0-9:${}.-]{0,5}",
+    ];
+    proptest::collection::vec(frag, 0..60).prop_map(|v| v.concat())
+}
+
+fn laughs(levels: usize) -> String {
+    let mut out = String::from("l0: &l0 [lol]\n");
+    for i in 1..=levels {
+        let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+        out.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn override_parser_and_sweeps_never_panic(text in override_text(), deep in 0usize..3) {
+        use glmx_config::overrides::{expand_sweeps_limited, parse_override};
+        let nested = match deep {
+            0 => text.clone(),
+            1 => format!("{}{text}", "[".repeat(5000)),
+            _ => format!("{}{text}", "${".repeat(5000)),
+        };
+        for input in [format!("+k={nested}"), format!("k={nested}"), nested.clone()] {
+            if let Ok(o) = parse_override(&input) {
+                let _ = o.value_text();
+                let _ = expand_sweeps_limited(&[o], &|_| vec!["x".into()], 1000);
+            }
+        }
+    }
+
+    #[test]
+    fn yaml_and_interpolation_never_panic(text in hydra_yaml()) {
+        use glmx_config::compose::yaml11;
+        use glmx_config::interp::{resolve, NoResolvers};
+        if let Ok(tree) = yaml11::load(&text, "fuzz.yaml") {
+            let _ = resolve(&tree, &mut NoResolvers, &[]);
+        }
+    }
+}
+
+#[test]
+fn deep_inputs_are_limits_not_crashes() {
+    use glmx_config::compose::yaml11;
+    use glmx_config::interp::{resolve, NoResolvers};
+    use glmx_config::overrides::parse_override;
+    // 200,000 nested flow collections, 20,000-step interpolation chain, 9 levels of 10 aliases.
+    let deep = format!("a: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+    assert!(yaml11::load(&deep, "deep.yaml").is_err());
+    assert!(load_str(&deep, None).is_err());
+    let mut chain: String = (0..20_000)
+        .map(|i| format!("v{i}: ${{v{}}}\n", i + 1))
+        .collect();
+    chain.push_str("v20000: 1\n");
+    let tree = yaml11::load(&chain, "chain.yaml").unwrap();
+    let e = resolve(&tree, &mut NoResolvers, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("GLMX_CONFIG_MAX_INTERPOLATION_DEPTH"), "{e}");
+    let e = yaml11::load(&laughs(9), "l.yaml").unwrap_err().to_string();
+    assert!(e.contains("GLMX_CONFIG_MAX_ALIAS_NODES"), "{e}");
+    let e = load_str(&laughs(9), None).unwrap_err().to_string();
+    assert!(e.contains("GLMX_CONFIG_MAX_ALIAS_NODES"), "{e}");
+    assert!(load_str(&laughs(3), None).is_ok());
+    for open in ["[", "{", "${", "{a:", "choice("] {
+        let e = parse_override(&format!("+x={}", open.repeat(10_000)));
+        assert!(e.is_err(), "{open}");
+    }
+    let e = render_str(&format!("{}", "{{ (".repeat(5000)), &[], ());
+    assert!(e.is_err());
+}
+
+#[test]
+fn resolve_of_a_long_list_is_linear() {
+    use glmx_config::compose::yaml11;
+    use glmx_config::interp::{resolve, NoResolvers};
+    let mut text = String::from("x: ${l[3]}\nl:\n");
+    for i in 0..200_000 {
+        text.push_str(&format!("  - s{i}\n"));
+    }
+    let tree = yaml11::load(&text, "l.yaml").unwrap();
+    let t = std::time::Instant::now();
+    let out = resolve(&tree, &mut NoResolvers, &[]).unwrap();
+    assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
+    assert_eq!(
+        out.as_map().unwrap().get("x"),
+        Some(&glmx_config::tree::Node::Str("s3".into()))
+    );
+}

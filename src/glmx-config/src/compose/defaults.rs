@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::repo::{Choice, Entry, Repo};
+use super::repo::{Choice, Entry, Loaded, Repo};
 use crate::error::{ConfigError, Result};
 
 /// One node of the defaults tree.
@@ -397,7 +397,8 @@ pub fn build(repo: &Repo, roots: Vec<DNode>, ov: &mut Overrides) -> Result<Vec<T
     for mut d in roots.into_iter().rev() {
         d.update_parent("", "");
         let primary = d.primary;
-        out.push(expand(repo, d, primary, ov, None)?);
+        let mut chain = Vec::new();
+        out.push(expand(repo, d, primary, ov, None, &mut chain)?);
     }
     out.reverse();
     ov.ensure_used()?;
@@ -446,6 +447,7 @@ fn expand(
     is_root: bool,
     ov: &mut Overrides,
     parent: Option<&str>,
+    chain: &mut Vec<String>,
 ) -> Result<Tree> {
     if is_root && !repo.config_exists(&node.config_path()) {
         return Err(not_found(repo, &node, None));
@@ -486,6 +488,40 @@ fn expand(
         }
         return Err(not_found(repo, &node, parent));
     };
+    // A config that (through its defaults) includes itself would expand forever.
+    if chain.contains(&path) {
+        let mut cycle = chain.clone();
+        cycle.push(path.clone());
+        return Err(ConfigError::Composition(format!(
+            "In '{}': defaults list cycle: {}; a config cannot include itself",
+            loaded.file.display(),
+            cycle.join(" -> ")
+        )));
+    }
+    let max_depth = crate::limits::max_depth();
+    if chain.len() >= max_depth {
+        return Err(ConfigError::Composition(format!(
+            "In '{}': {}",
+            loaded.file.display(),
+            crate::limits::exceeded("defaults list nesting", max_depth, crate::limits::DEPTH_VAR)
+        )));
+    }
+    chain.push(path.clone());
+    let out = expand_children(repo, node, is_root, ov, &path, &loaded, chain);
+    chain.pop();
+    out
+}
+
+fn expand_children(
+    repo: &Repo,
+    node: DNode,
+    is_root: bool,
+    ov: &mut Overrides,
+    path: &str,
+    loaded: &Loaded,
+    chain: &mut Vec<String>,
+) -> Result<Tree> {
+    let path = path.to_string();
     let mut defaults: Vec<Entry> = loaded.defaults.clone().unwrap_or_default();
     let mut appended: Vec<DNode> = Vec::new();
     if !defaults.is_empty() || (is_root && !ov.appends.is_empty()) {
@@ -555,11 +591,11 @@ fn expand(
                 let mut c = DNode::config(format!("{group}/{item}"), d.package.clone());
                 c.optional = d.optional;
                 c.update_parent(&base, &pkg);
-                children.push(expand(repo, c, false, ov, Some(&path))?);
+                children.push(expand(repo, c, false, ov, Some(&path), chain)?);
             }
             continue;
         }
-        children.push(expand(repo, d, false, ov, Some(&path))?);
+        children.push(expand(repo, d, false, ov, Some(&path), chain)?);
     }
     children.reverse();
     // Hydra keeps a node without expanded defaults as a leaf (its content merges as itself).

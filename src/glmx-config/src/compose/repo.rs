@@ -99,6 +99,9 @@ impl Repo {
     }
 
     fn find_file(&self, path: &str) -> Option<PathBuf> {
+        if !crate::limits::name_stays_inside(path) {
+            return None;
+        }
         for s in &self.sources {
             for ext in ["yaml", "yml"] {
                 let p = s.dir.join(format!("{path}.{ext}"));
@@ -117,12 +120,17 @@ impl Repo {
 
     /// True when `group` is a directory in some source.
     pub fn group_exists(&self, group: &str) -> bool {
-        !group.is_empty() && self.sources.iter().any(|s| s.dir.join(group).is_dir())
+        !group.is_empty()
+            && crate::limits::name_stays_inside(group)
+            && self.sources.iter().any(|s| s.dir.join(group).is_dir())
     }
 
     /// Sorted option names of a group across all sources.
     pub fn group_options(&self, group: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
+        if !crate::limits::name_stays_inside(group) {
+            return out;
+        }
         for s in &self.sources {
             let Ok(rd) = std::fs::read_dir(s.dir.join(group)) else {
                 continue;
@@ -149,6 +157,11 @@ impl Repo {
     pub fn load(&self, path: &str) -> Result<Option<Rc<Loaded>>> {
         if let Some(hit) = self.cache.borrow().get(path) {
             return Ok(hit.clone());
+        }
+        if !crate::limits::name_stays_inside(path) {
+            return Err(ConfigError::Composition(crate::limits::outside_message(
+                "config", path,
+            )));
         }
         let loaded = match self.find_file(path) {
             None => None,

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::{ConfigError, Location, Result};
+use crate::limits;
 use crate::tree::{Map, Node};
 use crate::yaml::{parse, YKind, YNode};
 
@@ -13,11 +14,22 @@ pub fn load(text: &str, file: &str) -> Result<Node> {
     let Some(root) = parse(text, Some(file))? else {
         return Ok(Node::Map(Map::new()));
     };
-    let mut anchors = HashMap::new();
+    let mut anchors = Anchors {
+        nodes: HashMap::new(),
+        expanded: 0,
+        limit: limits::max_alias_nodes(),
+    };
     convert(&root, file, &mut anchors)
 }
 
-fn convert(n: &YNode, file: &str, anchors: &mut HashMap<usize, Node>) -> Result<Node> {
+/// Anchored values (with their node counts) and how many nodes alias expansion has created.
+struct Anchors {
+    nodes: HashMap<usize, (Node, usize)>,
+    expanded: usize,
+    limit: usize,
+}
+
+fn convert(n: &YNode, file: &str, anchors: &mut Anchors) -> Result<Node> {
     let out = match &n.kind {
         YKind::Scalar { value, plain } => {
             let explicit_str = matches!(n.tag.as_deref(), Some("tag:yaml.org,2002:str" | "!!str"));
@@ -81,8 +93,22 @@ fn convert(n: &YNode, file: &str, anchors: &mut HashMap<usize, Node>) -> Result<
             }
             Node::Map(m)
         }
-        YKind::Alias(id) => match anchors.get(id) {
-            Some(v) => v.clone(),
+        YKind::Alias(id) => match anchors.nodes.get(id) {
+            Some((v, size)) => {
+                anchors.expanded = anchors.expanded.saturating_add(*size);
+                if anchors.expanded > anchors.limit {
+                    return Err(yaml_err(
+                        file,
+                        n.line,
+                        &limits::exceeded(
+                            "the number of nodes created by expanding YAML aliases",
+                            anchors.limit,
+                            limits::ALIAS_NODES_VAR,
+                        ),
+                    ));
+                }
+                v.clone()
+            }
             None => return Err(yaml_err(file, n.line, "alias to an unknown anchor")),
         },
     };
@@ -100,7 +126,8 @@ fn convert(n: &YNode, file: &str, anchors: &mut HashMap<usize, Node>) -> Result<
         _ => out,
     };
     if n.anchor != 0 {
-        anchors.insert(n.anchor, out.clone());
+        let size = limits::count_nodes(&out);
+        anchors.nodes.insert(n.anchor, (out.clone(), size));
     }
     Ok(out)
 }

@@ -6,8 +6,6 @@ use super::{Graph, Node, NodeId, Origin};
 use crate::error::{ConfigError, Location, Result};
 use crate::tags::{parse_tag, Container, Core, TagKind};
 
-/// Deepest nesting accepted; far beyond any real config.
-const MAX_DEPTH: usize = 200;
 use crate::yaml::{parse, resolve_plain, Scalar, YKind, YNode};
 
 pub(super) fn load_str(text: &str, file: Option<&str>) -> Result<Graph> {
@@ -25,8 +23,13 @@ pub(super) fn load_str(text: &str, file: Option<&str>) -> Result<Graph> {
     let Some(root) = root else {
         return Ok(b.graph);
     };
-    if let Some(line) = prewalk(&root, &mut b.anchors) {
-        return Err(b.err(line, "", format!("nesting deeper than {MAX_DEPTH} levels")));
+    let max_depth = crate::limits::max_depth();
+    if let Some(line) = prewalk(&root, &mut b.anchors, max_depth) {
+        return Err(b.err(
+            line,
+            "",
+            crate::limits::exceeded("nesting", max_depth, crate::limits::DEPTH_VAR),
+        ));
     }
     match &root.kind {
         YKind::Map(_) if root.tag.is_none() => {
@@ -50,6 +53,21 @@ pub(super) fn load_str(text: &str, file: Option<&str>) -> Result<Graph> {
             let id = b.build(&root, "main")?;
             b.graph.targets.push(("main".into(), id));
         }
+    }
+    // Aliases share graph nodes, but materializing (and `code()`) copies plain containers once
+    // per reference: a "billion laughs" document must be refused here, not built.
+    let limit = crate::limits::max_alias_nodes();
+    let expanded = b.graph.expanded_size();
+    if expanded.saturating_sub(b.graph.nodes.len()) > limit {
+        return Err(b.err(
+            1,
+            "",
+            crate::limits::exceeded(
+                "the number of nodes created by expanding YAML aliases",
+                limit,
+                crate::limits::ALIAS_NODES_VAR,
+            ),
+        ));
     }
     Ok(b.graph)
 }
@@ -540,10 +558,14 @@ fn scalar_key(node: &YNode) -> Option<String> {
 
 /// Registers every anchor and checks nesting depth without recursion (deep input must not
 /// overflow the stack of the recursive builder).
-fn prewalk<'a>(root: &'a YNode, anchors: &mut HashMap<usize, &'a YNode>) -> Option<usize> {
+fn prewalk<'a>(
+    root: &'a YNode,
+    anchors: &mut HashMap<usize, &'a YNode>,
+    max_depth: usize,
+) -> Option<usize> {
     let mut stack = vec![(root, 1usize)];
     while let Some((node, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
+        if depth > max_depth {
             return Some(node.line);
         }
         if node.anchor != 0 {

@@ -176,6 +176,50 @@ impl Graph {
         }
     }
 
+    /// Whether materializing builds node `id` once per materialization (every reference gets
+    /// the same object) rather than once per reference.
+    pub fn is_shared(&self, id: NodeId) -> bool {
+        match &self.nodes[id] {
+            Node::List { shared, .. } | Node::Dict { shared, .. } => *shared,
+            Node::Tuple(_) => true,
+            Node::Call { kind, .. } => !matches!(kind, CallKind::Factory),
+            _ => false,
+        }
+    }
+
+    /// How many nodes materializing every target visits: aliases of plain containers count
+    /// once per reference, shared nodes once. Saturates at `usize::MAX`.
+    pub fn expanded_size(&self) -> usize {
+        let n = self.nodes.len();
+        // inner[id]: nodes visited building `id` itself; per_ref[id]: cost of one reference.
+        let mut inner = vec![0usize; n];
+        let mut per_ref = vec![0usize; n];
+        let mut done = vec![false; n];
+        let mut total = 0usize;
+        let roots = self.targets.iter().chain(self.definitions.iter());
+        for (_, root) in roots {
+            for id in self.reachable(*root) {
+                if done[id] {
+                    continue;
+                }
+                done[id] = true;
+                let size = self
+                    .children(id)
+                    .iter()
+                    .fold(1usize, |acc, c| acc.saturating_add(per_ref[*c]));
+                inner[id] = size;
+                per_ref[id] = if self.is_shared(id) {
+                    total = total.saturating_add(size);
+                    1
+                } else {
+                    size
+                };
+            }
+            total = total.saturating_add(per_ref[*root]);
+        }
+        total
+    }
+
     /// The graph as YAML: shared nodes appear once with an anchor and are aliased afterwards.
     pub fn to_yaml(&self) -> String {
         emit::to_yaml(self)

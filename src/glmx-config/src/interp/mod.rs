@@ -4,11 +4,13 @@
 
 mod parse;
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 pub use parse::{has_interp, Arg, Piece};
 
 use crate::error::{ConfigError, Result};
+use crate::limits;
 use crate::overrides::parse::infer;
 use crate::tree::{Map, Node};
 
@@ -32,7 +34,12 @@ pub struct Interpolator<'a> {
     root: &'a Node,
     memo: HashMap<String, Node>,
     stack: Vec<String>,
+    /// The keys on `stack`, for O(1) cycle checks.
+    active: HashSet<String>,
     custom: &'a mut dyn Resolvers,
+    max_depth: usize,
+    /// Nodes that copying resolved containers may still create.
+    nodes_left: usize,
 }
 
 fn join(path: &[String]) -> String {
@@ -99,7 +106,10 @@ impl<'a> Interpolator<'a> {
             root,
             memo: HashMap::new(),
             stack: Vec::new(),
+            active: HashSet::new(),
             custom,
+            max_depth: limits::max_interpolation_depth(),
+            nodes_left: limits::max_nodes(),
         }
     }
 
@@ -129,38 +139,60 @@ impl<'a> Interpolator<'a> {
     }
 
     /// The raw node at `path`, resolving interpolated intermediate containers on the way.
-    fn raw(&mut self, path: &[String]) -> Result<Option<Node>> {
-        let mut cur: Node;
-        let mut node: &Node = self.root;
-        let mut owned: Option<Node> = None;
+    /// Borrows from the tree while no intermediate needed resolving (no copies: resolving a
+    /// list of N items stays linear).
+    fn raw(&mut self, path: &[String]) -> Result<Option<Cow<'a, Node>>> {
+        let mut cur: Cow<'a, Node> = Cow::Borrowed(self.root);
         for (i, seg) in path.iter().enumerate() {
-            let base = owned.as_ref().unwrap_or(node);
-            let next = match base {
-                Node::Str(s) if has_interp(s) => {
-                    let resolved = self.resolve_path(&path[..i])?;
-                    match child(&resolved, seg) {
-                        Some(c) => c.clone(),
-                        None => return Ok(None),
+            let next = match cur {
+                Cow::Borrowed(node) => match node {
+                    Node::Str(s) if has_interp(s) => {
+                        let resolved = self.resolve_path(&path[..i])?;
+                        match child(&resolved, seg) {
+                            Some(c) => Cow::Owned(c.clone()),
+                            None => return Ok(None),
+                        }
                     }
-                }
-                other => match child(other, seg) {
-                    Some(c) => c.clone(),
+                    other => match child(other, seg) {
+                        Some(c) => Cow::Borrowed(c),
+                        None => return Ok(None),
+                    },
+                },
+                Cow::Owned(node) => match child(&node, seg) {
+                    Some(c) => Cow::Owned(c.clone()),
                     None => return Ok(None),
                 },
             };
             cur = next;
-            owned = Some(cur);
-            node = self.root;
         }
-        Ok(Some(owned.unwrap_or_else(|| node.clone())))
+        Ok(Some(cur))
+    }
+
+    /// Counts `n` against the node budget (copies of resolved containers).
+    fn charge(&mut self, n: &Node) -> Result<()> {
+        if matches!(n, Node::List(_) | Node::Map(_)) {
+            let size = limits::count_nodes(n);
+            if size > self.nodes_left {
+                return Err(ConfigError::Interpolation(limits::exceeded(
+                    "the number of nodes of the resolved config",
+                    limits::max_nodes(),
+                    limits::NODES_VAR,
+                )));
+            }
+            self.nodes_left -= size;
+        }
+        Ok(())
     }
 
     fn resolve_path(&mut self, path: &[String]) -> Result<Node> {
         let key = join(path);
         if let Some(v) = self.memo.get(&key) {
-            return Ok(v.clone());
+            let v = v.clone();
+            self.charge(&v)?;
+            return Ok(v);
         }
-        if let Some(pos) = self.stack.iter().position(|k| *k == key) {
+        if self.active.contains(&key) {
+            let pos = self.stack.iter().position(|k| *k == key).unwrap_or(0);
             let mut cycle: Vec<String> = self.stack[pos..].to_vec();
             cycle.push(key.clone());
             return Err(ConfigError::Interpolation(format!(
@@ -168,12 +200,31 @@ impl<'a> Interpolator<'a> {
                 cycle.join(" -> ")
             )));
         }
+        if self.stack.len() >= self.max_depth {
+            return Err(ConfigError::Interpolation(format!(
+                "{} at '{key}' (a chain of interpolations that refer to one another)",
+                limits::exceeded(
+                    "interpolation depth",
+                    self.max_depth,
+                    limits::INTERPOLATION_DEPTH_VAR
+                )
+            )));
+        }
         let Some(raw) = self.raw(path)? else {
             return Err(ConfigError::Interpolation(format!("Key '{key}' not found")));
         };
+        let raw = match raw {
+            // Plain scalars need no bookkeeping.
+            Cow::Borrowed(n) if !matches!(n, Node::Str(_) | Node::List(_) | Node::Map(_)) => {
+                return Ok(n.clone())
+            }
+            Cow::Borrowed(Node::Str(s)) if !has_interp(s) => return Ok(Node::Str(s.clone())),
+            other => other,
+        };
+        self.active.insert(key.clone());
         self.stack.push(key.clone());
-        let out = match raw {
-            Node::Str(s) if has_interp(&s) => self.eval_string(&s, path),
+        let out = match raw.as_ref() {
+            Node::Str(s) if has_interp(s) => self.eval_string(s, path),
             Node::Map(m) => {
                 let mut out = Map::with_capacity(m.len());
                 let mut p = path.to_vec();
@@ -210,9 +261,10 @@ impl<'a> Interpolator<'a> {
                 }
                 res.map(|()| Node::List(out))
             }
-            other => Ok(other),
+            other => Ok(other.clone()),
         };
         self.stack.pop();
+        self.active.remove(&key);
         let out = out?;
         self.memo.insert(key, out.clone());
         Ok(out)

@@ -34,9 +34,29 @@ pub fn has_interp(s: &str) -> bool {
     s.contains("${")
 }
 
-/// Splits a string value into pieces.
+/// Splits a string value into pieces. Braces nested deeper than
+/// [`crate::limits::max_depth`] are refused (the parser recurses once per `${`).
 pub fn parse(s: &str) -> Result<Vec<Piece>> {
     let chars: Vec<char> = s.chars().collect();
+    let max_depth = crate::limits::max_depth();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for ch in &chars {
+        match ch {
+            '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > max_depth {
+        let shown: String = s.chars().take(60).collect();
+        return Err(ConfigError::Interpolation(format!(
+            "cannot parse interpolation in '{shown}...': {}",
+            crate::limits::exceeded("brace nesting", max_depth, crate::limits::DEPTH_VAR)
+        )));
+    }
     let (pieces, _) = parse_seq(s, &chars, 0, false)?;
     Ok(pieces)
 }

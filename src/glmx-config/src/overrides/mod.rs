@@ -8,7 +8,7 @@ pub(crate) mod parse;
 mod sweep;
 
 pub use parse::parse_override;
-pub use sweep::{expand_sweeps, sweep_legal};
+pub use sweep::{expand_sweeps, expand_sweeps_limited, sweep_legal};
 
 use crate::tree::{py_float_repr, Node};
 

@@ -11,6 +11,8 @@ pub fn parse_override(input: &str) -> Result<Override> {
         s: input.chars().collect(),
         i: 0,
         input,
+        depth: 0,
+        max_depth: crate::limits::max_depth(),
     };
     p.parse()
 }
@@ -19,6 +21,9 @@ struct Parser<'a> {
     s: Vec<char>,
     i: usize,
     input: &'a str,
+    /// Open lists, dicts and function calls (the parser recurses once per level).
+    depth: usize,
+    max_depth: usize,
 }
 
 /// Characters that end an unquoted primitive (unless escaped).
@@ -26,11 +31,39 @@ const SPECIAL: &str = ",()[]{}='\"";
 
 impl Parser<'_> {
     fn err<T>(&self, what: &str) -> Result<T> {
-        let caret = " ".repeat(self.i);
+        // Long overrides are shown around the error position only.
+        let (shown, col) = if self.s.len() > 120 {
+            let start = self.i.saturating_sub(60);
+            let end = (self.i + 60).min(self.s.len());
+            let mut t: String = self.s[start..end].iter().collect();
+            if start > 0 {
+                t.insert_str(0, "...");
+            }
+            if end < self.s.len() {
+                t.push_str("...");
+            }
+            (t, self.i - start + if start > 0 { 3 } else { 0 })
+        } else {
+            (self.input.to_string(), self.i)
+        };
+        let caret = " ".repeat(col);
         Err(ConfigError::Override(format!(
-            "Error parsing override '{}'\n    {}\n    {caret}^ {what} (at position {})\nSee the override grammar: key=value, +key=value, ++key=value, ~key, group=option",
-            self.input, self.input, self.i
+            "Error parsing override '{shown}'\n    {shown}\n    {caret}^ {what} (at position {})\nSee the override grammar: key=value, +key=value, ++key=value, ~key, group=option",
+            self.i
         )))
+    }
+
+    /// Enters a list, dict or call; refuses nesting past the limit.
+    fn enter(&mut self) -> Result<()> {
+        if self.depth >= self.max_depth {
+            return self.err(&crate::limits::exceeded(
+                "nesting",
+                self.max_depth,
+                crate::limits::DEPTH_VAR,
+            ));
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn peek(&self) -> Option<char> {
@@ -127,6 +160,10 @@ impl Parser<'_> {
 
     fn parse_element(&mut self) -> Result<Value> {
         self.skip_ws();
+        let nests = matches!(self.peek(), Some('[' | '{')) || self.function_name().is_some();
+        if nests {
+            self.enter()?;
+        }
         let v = match self.peek() {
             Some('[') => Value::Node(self.parse_list()?),
             Some('{') => Value::Node(self.parse_dict()?),
@@ -139,6 +176,9 @@ impl Parser<'_> {
                 }
             }
         };
+        if nests {
+            self.depth -= 1;
+        }
         self.skip_ws();
         Ok(v)
     }

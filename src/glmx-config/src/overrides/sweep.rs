@@ -3,6 +3,7 @@
 
 use super::{Override, Sweep, Value};
 use crate::error::{ConfigError, Result};
+use crate::limits;
 use crate::tree::Node;
 
 /// Errors when a sweep appears without `-m`, explaining the readings the user may have meant.
@@ -32,19 +33,42 @@ pub fn sweep_legal(overrides: &[Override], multirun: bool) -> Result<()> {
 }
 
 /// Expands sweeps into one override list per job. `options(group)` lists a group's options
-/// for `glob`.
+/// for `glob`. More jobs than [`limits::max_sweep_jobs`] are refused.
 pub fn expand_sweeps(
     overrides: &[Override],
     options: &dyn Fn(&str) -> Vec<String>,
 ) -> Result<Vec<Vec<String>>> {
+    expand_sweeps_limited(overrides, options, limits::max_sweep_jobs())
+}
+
+fn too_many(jobs: &str, max_jobs: usize) -> ConfigError {
+    ConfigError::Override(format!(
+        "the sweep has {jobs} jobs, more than the limit of {max_jobs}; to run it anyway set the \
+         environment variable {}={jobs}",
+        limits::SWEEP_JOBS_VAR
+    ))
+}
+
+/// [`expand_sweeps`] with an explicit job limit; the count is checked before any job is built.
+pub fn expand_sweeps_limited(
+    overrides: &[Override],
+    options: &dyn Fn(&str) -> Vec<String>,
+    max_jobs: usize,
+) -> Result<Vec<Vec<String>>> {
     let mut axes: Vec<Vec<String>> = Vec::with_capacity(overrides.len());
+    let mut total: usize = 1;
     for o in overrides {
         let values = match &o.value {
-            Some(Value::Sweep(s)) => sweep_values(o, s, options)?,
+            Some(Value::Sweep(s)) => sweep_values(o, s, options, max_jobs)?,
             _ => {
                 axes.push(vec![o.input.clone()]);
                 continue;
             }
+        };
+        total = match total.checked_mul(values.len()) {
+            Some(t) if t <= max_jobs => t,
+            Some(t) => return Err(too_many(&t.to_string(), max_jobs)),
+            None => return Err(too_many("more than 2^64", max_jobs)),
         };
         axes.push(values.iter().map(|v| o.with_value(v)).collect());
     }
@@ -67,10 +91,11 @@ fn sweep_values(
     o: &Override,
     s: &Sweep,
     options: &dyn Fn(&str) -> Vec<String>,
+    max_jobs: usize,
 ) -> Result<Vec<Node>> {
     Ok(match s {
         Sweep::Choice { values, .. } => values.clone(),
-        Sweep::Range { start, stop, step } => range_values(o, start, stop, step)?,
+        Sweep::Range { start, stop, step } => range_values(o, start, stop, step, max_jobs)?,
         Sweep::Glob { include, exclude } => options(&o.key)
             .into_iter()
             .filter(|name| include.iter().any(|p| glob_match(p, name)))
@@ -86,7 +111,13 @@ fn sweep_values(
     })
 }
 
-fn range_values(o: &Override, start: &Node, stop: &Node, step: &Node) -> Result<Vec<Node>> {
+fn range_values(
+    o: &Override,
+    start: &Node,
+    stop: &Node,
+    step: &Node,
+    max_jobs: usize,
+) -> Result<Vec<Node>> {
     let bad = || ConfigError::Override(format!("'{}': range() arguments must be numbers", o.input));
     if let (Node::Int(a), Node::Int(b), Node::Int(c)) = (start, stop, step) {
         if *c == 0 {
@@ -95,13 +126,17 @@ fn range_values(o: &Override, start: &Node, stop: &Node, step: &Node) -> Result<
                 o.input
             )));
         }
-        let mut out = Vec::new();
-        let mut x = *a;
-        while (*c > 0 && x < *b) || (*c < 0 && x > *b) {
-            out.push(Node::Int(x));
-            x += c;
+        let (a, b, c) = (*a as i128, *b as i128, *c as i128);
+        let span = if c > 0 { b - a } else { a - b };
+        let n = if span <= 0 {
+            0
+        } else {
+            (span + c.abs() - 1) / c.abs()
+        };
+        if n > max_jobs as i128 {
+            return Err(too_many(&n.to_string(), max_jobs));
         }
-        return Ok(out);
+        return Ok((0..n).map(|i| Node::Int((a + c * i) as i64)).collect());
     }
     let f = |n: &Node| match n {
         Node::Int(i) => Some(*i as f64),
@@ -119,8 +154,13 @@ fn range_values(o: &Override, start: &Node, stop: &Node, step: &Node) -> Result<
             o.input
         )));
     }
-    let n = ((b - a) / c).ceil().max(0.0) as usize;
-    Ok((0..n).map(|i| Node::Float(a + c * i as f64)).collect())
+    let n = ((b - a) / c).ceil().max(0.0);
+    if !n.is_finite() || n > max_jobs as f64 {
+        return Err(too_many(&format!("{n}"), max_jobs));
+    }
+    Ok((0..n as usize)
+        .map(|i| Node::Float(a + c * i as f64))
+        .collect())
 }
 
 /// fnmatch-style matching with `*` and `?`.
@@ -164,6 +204,32 @@ mod tests {
         let jobs = expand_sweeps(&ovs, &|_| vec![]).unwrap();
         assert_eq!(jobs.len(), 4);
         assert_eq!(jobs[1], vec!["a=1", "b=1", "c=x"]);
+    }
+
+    #[test]
+    fn huge_sweeps_are_refused_before_allocating() {
+        let ovs: Vec<Override> = ["+a=range(0,100000)", "+b=range(0,100000)"]
+            .iter()
+            .map(|s| parse_override(s).unwrap())
+            .collect();
+        let e = expand_sweeps(&ovs, &|_| vec![]).unwrap_err().to_string();
+        assert!(
+            e.contains("100000 jobs") && e.contains("GLMX_MAX_SWEEP_JOBS"),
+            "{e}"
+        );
+        let e = expand_sweeps_limited(&ovs, &|_| vec![], 1_000_000).unwrap_err();
+        assert!(e.to_string().contains("10000000000 jobs"), "{e}");
+        let big = vec![parse_override("a=range(0,9000000000000000000)").unwrap()];
+        assert!(expand_sweeps(&big, &|_| vec![]).is_err());
+        let neg = vec![parse_override("a=range(5,0,-2)").unwrap()];
+        let jobs = expand_sweeps(&neg, &|_| vec![]).unwrap();
+        assert_eq!(jobs, vec![vec!["a=5"], vec!["a=3"], vec!["a=1"]]);
+        assert_eq!(
+            expand_sweeps_limited(&ovs[..1], &|_| vec![], 100_000)
+                .unwrap()
+                .len(),
+            100_000
+        );
     }
 
     #[test]

@@ -46,10 +46,11 @@ pub fn register(env: &mut Environment<'static>, project_dir: &Path) {
         strftime(fmt.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S"))
     });
     env.add_function("isotime", || strftime("%Y-%m-%dT%H:%M:%S"));
-    env.add_filter("toyaml", |v: Value| -> Result<String, Error> {
+    // YAML text by construction: marked safe so the output formatter inserts it as is.
+    env.add_filter("toyaml", |v: Value| -> Result<Value, Error> {
         let json = serde_json::to_value(&v)
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("toyaml: {e}")))?;
-        Ok(to_flow_yaml(&json))
+        Ok(Value::from_safe_string(to_flow_yaml(&json)))
     });
 }
 

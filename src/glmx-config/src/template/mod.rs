@@ -83,6 +83,12 @@ impl Store {
         if let Some(src) = self.sources().get(name) {
             return Ok(Some(src.translated.clone()));
         }
+        if !crate::limits::name_stays_inside(name) {
+            return Err(ConfigError::Template {
+                location: Location::default(),
+                message: crate::limits::outside_message("template", name),
+            });
+        }
         for dir in &self.search_path {
             let path = dir.join(name);
             if path.is_file() {
@@ -131,8 +137,12 @@ impl Renderer {
         // A file without template syntax must render to itself, final newline included.
         env.set_keep_trailing_newline(true);
         env.set_recursion_limit(RECURSION_LIMIT);
-        // minijinja JSON-escapes `*.yaml` by default; config text is inserted verbatim.
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // Values are data, never YAML structure: `{{ x }}` of a string that would change the
+        // document's structure (a newline, a tag, `: `, flow indicators...) is inserted as a
+        // double-quoted scalar. Macro output, `{% set %}` blocks, `toyaml` and `|safe` are
+        // template text and go in verbatim.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::Custom("yaml"));
+        env.set_formatter(format_value);
         globals::register(&mut env, project_dir);
         let loader_store = Arc::clone(&store);
         env.set_loader(move |name| {
@@ -180,6 +190,52 @@ impl Renderer {
         tmpl.render(Value::from_serialize(&vars))
             .map_err(|e| errors::convert(&self.store, &chain, e))
     }
+}
+
+/// The output formatter: strings that are not plain-safe become quoted YAML scalars.
+fn format_value(
+    out: &mut minijinja::Output,
+    _state: &minijinja::State,
+    value: &Value,
+) -> std::result::Result<(), minijinja::Error> {
+    let written = match value.as_str() {
+        Some(s) if !value.is_safe() && needs_quoting(s) => out.write_str(&yaml_quote(s)),
+        Some(s) => out.write_str(s),
+        None => write!(out, "{value}"),
+    };
+    written.map_err(minijinja::Error::from)
+}
+
+/// True when pasting `s` into YAML text could read back as anything but that one string.
+pub fn needs_quoting(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() || "[]{},".contains(c))
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.ends_with(':')
+        || s.starts_with([
+            '?', ':', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`',
+        ])
+        || s == "-"
+        || s.starts_with("- ")
+}
+
+/// `s` as a YAML double-quoted scalar (every control character escaped).
+pub fn yaml_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Renders `text` with a fresh [`Renderer`] over `search_path`.
