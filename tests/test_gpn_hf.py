@@ -7,6 +7,7 @@ import pytest
 import torch
 from cli_helpers import glmx, ok
 
+from glmx.cli import main
 from glmx.errors import CheckpointError
 from glmx.eval import load_model
 from glmx.models import GPN, GPNConfig
@@ -67,7 +68,7 @@ def test_reference_save_pretrained_loads_with_equal_logits(tmp_path, overrides):
     assert _max_diff(ref, net, _ids()) <= 1e-5
 
 
-def test_pickle_weights_need_allow_pickle(tmp_path):
+def test_pickle_weights_need_allow_pickle(tmp_path, capsys):
     ref = _reference()
     ref.save_pretrained(tmp_path / "ref")
     # the pickle layout of older transformers (v5 writes safetensors only)
@@ -77,8 +78,11 @@ def test_pickle_weights_need_allow_pickle(tmp_path):
         load_model(tmp_path / "ref")
     net = load_model(tmp_path / "ref", allow_pickle=True)
     assert _max_diff(ref, net, _ids()) <= 1e-5
-    r = glmx("export", "hf", str(tmp_path / "ref"), str(tmp_path / "out"))
-    assert r.returncode == 2 and "--allow-pickle" in r.stderr and "Traceback" not in r.stderr
+    assert main(["export", "hf", str(tmp_path / "ref"), str(tmp_path / "out")]) == 2
+    assert "--allow-pickle" in capsys.readouterr().err
+    assert (
+        main(["export", "hf", str(tmp_path / "ref"), str(tmp_path / "o2"), "--allow-pickle"]) == 0
+    )
 
 
 def test_unsupported_reference_configs_are_named(tmp_path):
@@ -141,6 +145,7 @@ def test_cli_round_trip_reference_to_glmx_to_reference(tmp_path):
 
 
 def test_export_from_weights_file_with_dilation_cycle(tmp_path):
+    # in-process: the same entry point as the `glmx` script
     from safetensors.torch import save_file
 
     torch.manual_seed(5)
@@ -148,14 +153,8 @@ def test_export_from_weights_file_with_dilation_cycle(tmp_path):
     save_file(
         {k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.safetensors")
     )
-    ok(
-        "export",
-        "hf",
-        str(tmp_path / "w.safetensors"),
-        str(tmp_path / "hf"),
-        "--dilation-cycle",
-        "2",
-    )
+    args = ["export", "hf", str(tmp_path / "w.safetensors"), str(tmp_path / "hf")]
+    assert main([*args, "--dilation-cycle", "2"]) == 0
     again = load_model(tmp_path / "hf")
     assert again.cfg.dilation_cycle == 2
     assert torch.allclose(again(_ids()), net(_ids()), atol=1e-6)
@@ -189,7 +188,7 @@ def test_export_a_glmx_run_directory(tmp_path):
     # the dilation cycle is not in the weights: a Hydra run records it in .hydra/config.yaml
     (run / ".hydra").mkdir()
     (run / ".hydra" / "config.yaml").write_text("model:\n  config:\n    dilation_cycle: 4\n")
-    ok("export", "hf", str(run), str(tmp_path / "hf"))
+    assert main(["export", "hf", str(run), str(tmp_path / "hf")]) == 0
     _register()
     hf = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf").eval()
     assert hf.config.dilation_cycle == 4

@@ -19,11 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     t.add_argument(
         "source",
         nargs="?",
-        default="tiny",
+        default=None,
         metavar="CONFIG_OR_CHECKPOINT",
         help="model YAML (a _target_ node, or a config with a 'model' node), a checkpoint, "
-        "run or Hugging Face directory, a weights file, or a preset: tiny (default), released",
+        "run or Hugging Face directory, a weights file, or a preset: tiny, released "
+        "(default: target 'model' of the project config given with -t, else tiny)",
     )
+    # the global options also work after `test` (`glmx model test -t cfg.yaml`)
+    t.add_argument("-p", "--project-dir", default=argparse.SUPPRESS, help="project directory")
+    t.add_argument("-t", "--config", default=argparse.SUPPRESS, help="project config")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     t.add_argument("--batch-size", type=int, default=2, help="sequences per batch (2)")
     t.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (512)")
@@ -86,7 +90,14 @@ def run(args: argparse.Namespace, command: str) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GlmxError(f"--device {device}: CUDA is not available on this machine")
     t0 = time.perf_counter()
-    model = build(args.source, args.allow_pickle)
+    if args.source is None and getattr(args, "config", None):
+        from glmx.project import Project
+
+        args.source = f"{args.config} (target 'model')"
+        model = Project(args.config, project_dir=args.project_dir)("model")
+    else:
+        args.source = args.source or "tiny"
+        model = build(args.source, args.allow_pickle)
     if not isinstance(model, torch.nn.Module):
         raise GlmxError(f"'{args.source}' built a {type(model).__name__}, not a torch module")
     model = model.to(device).train()
