@@ -23,8 +23,9 @@ step() {  # step NAME CMD...: runs CMD, counts it, shows its output on failure
 }
 
 t_build=$SECONDS
-"$PY" -m pip wheel . --no-build-isolation --no-deps -q -w "$work/dist"
-wheel=$(ls "$work"/dist/glmx-*.whl)
+rm -f dist/glmx-*.whl  # dist/ keeps the wheel for a look afterwards (auditwheel show)
+"$PY" -m pip wheel . --no-build-isolation --no-deps -q -w dist
+wheel=$(ls "$PWD"/dist/glmx-*.whl)
 echo "built $(basename "$wheel") ($(du -h "$wheel" | cut -f1)) in $((SECONDS - t_build)) s"
 
 "$PY" -m venv "$work/venv"
