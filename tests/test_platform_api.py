@@ -346,3 +346,22 @@ def test_runs_cli(server, tmp_path):
     down = glmx("runs", "list", "--server", "http://127.0.0.1:9", env=env)
     assert down.returncode == 2 and "cannot reach" in down.stderr
     assert time.time()  # the module server is still up for other tests
+
+
+def test_server_bad_database_is_one_line(tmp_path):
+    for url, words in (
+        ("bogus://x", "driver not available"),
+        ("postgresql+psycopg://u:secret@127.0.0.1:1/x", "connection"),
+    ):
+        r = glmx("server", "--home", str(tmp_path / "h"), "--db", url, "--port", "1")
+        assert r.returncode == 2 and words in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "secret" not in r.stderr
+    r = glmx(
+        "agent",
+        "--server",
+        "http://127.0.0.1:1",
+        "--device",
+        "gpu0",
+        env={"GLMX_PLATFORM_TOKEN": TOKEN},
+    )
+    assert r.returncode == 2 and "cuda:N" in r.stderr

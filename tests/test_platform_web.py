@@ -165,6 +165,10 @@ def test_form_run_trains_with_live_chart_then_tensorboard(platform, browser):
         poll=0.2,
     )
     pg.shot("run")
+    pg.page.select_option("#x-axis", "time")
+    assert pg.page.locator(f"{path}").count() == 1
+    assert "seconds" in pg.page.inner_text('#charts .chart[data-key="train/loss"]')
+    pg.page.select_option("#x-axis", "step")
     wait_for(lambda: "done" in pg.page.inner_text("#run-info"), 180, "the run to finish")
     assert pg.page.locator("#checkpoints a").count() > 0
     pg.page.click("#open-tb")
@@ -202,6 +206,8 @@ def test_compare_and_agents(platform, browser):
     assert pg.page.locator("#compare-chart path[data-series]").count() == 2
     assert pg.page.locator("#config-diff tr.changed").count() >= 1  # lr=1 vs lr=0.3
     pg.page.check("#logy")
+    pg.page.select_option("#compare-axis", "epoch")
+    pg.page.select_option("#compare-axis", "step")
     pg.shot("compare")
     pg.page.click("text=Agents")
     pg.page.wait_for_selector("#agents tbody tr")

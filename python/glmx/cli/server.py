@@ -55,6 +55,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         lease_s=args.lease,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
     )
+    _check_database(settings.db_url)
     where = "$" + TOKEN_ENV if os.environ.get(TOKEN_ENV) else settings.home / "token"
     print(f"glmx server: http://{args.host}:{args.port}  (API docs at /docs)", file=sys.stderr)
     print(f"glmx server: database {settings.db_url.split('@')[-1]}", file=sys.stderr)
@@ -67,3 +68,22 @@ def run(args: argparse.Namespace, command: str) -> int:
         )
     serve(settings, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _check_database(url: str) -> None:
+    """Connects and migrates before uvicorn starts, so a bad URL is one line and exit 2."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from glmx.platform.db import Database
+    from glmx.platform.settings import PlatformError
+
+    db = Database(url)
+    try:
+        db.migrate()
+    except SQLAlchemyError as err:
+        shown = make_url(url).render_as_string(hide_password=True)
+        first = str(err.orig if getattr(err, "orig", None) else err).strip().splitlines()[0]
+        raise PlatformError(f"database {shown}: {first}") from None
+    finally:
+        db.dispose()

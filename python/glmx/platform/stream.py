@@ -42,7 +42,10 @@ def _poll(db, run_id: int, after_id: int) -> tuple[dict | None, list[dict], int]
             "finished": run.finished,
             "exit_code": run.exit_code,
         }
-        points = [{"key": m.key, "step": m.step, "value": m.value, "t": m.timestamp} for m in rows]
+        points = [
+            {"key": m.key, "step": m.step, "value": m.value, "epoch": m.epoch, "t": m.timestamp}
+            for m in rows
+        ]
         return info, points, (rows[-1].id if rows else after_id)
 
 

@@ -80,13 +80,23 @@ function exportCsv(rows) {
 }
 
 // -- run detail --------------------------------------------------------------------------------
+// x of a point {step, epoch, t} on the chosen axis: step, epoch, or seconds since the first point
+export function xOf(axis, t0) {
+  return (p) => (axis === "epoch" ? p.epoch ?? 0 : axis === "time" ? p.t - t0 : p.step);
+}
+const XLABEL = { step: "step", epoch: "epoch", time: "seconds" };
+
 function chartsFor(container, series, opts) {
   const keys = Object.keys(series).filter((k) => !k.startsWith("perf/")).sort();
   const lr = keys.find((k) => /(^|\/)lr/.test(k));
+  const t0 = Math.min(...Object.values(series).flat().map((p) => p.t || Infinity));
+  const x = xOf(opts.axis || "step", t0);
+  const xy = (k) => series[k].map((p) => [x(p), p.value]);
   container.replaceChildren(...keys.filter((k) => k !== lr).map((k) => {
-    const s = [{ name: k, points: series[k] }];
-    if (lr && k.includes("loss")) s.push({ name: lr, points: series[lr], right: true, color: "#999" });
-    return h("div", { class: "chart", "data-key": k }, h("p", { class: "title" }, k), lineChart(s, opts));
+    const s = [{ name: k, points: xy(k) }];
+    if (lr && k.includes("loss")) s.push({ name: lr, points: xy(lr), right: true, color: "#999" });
+    return h("div", { class: "chart", "data-key": k }, h("p", { class: "title" }, k),
+      lineChart(s, { ...opts, xLabel: XLABEL[opts.axis || "step"] }));
   }));
 }
 
@@ -94,7 +104,7 @@ async function runView(main, parts) {
   const id = Number(parts[0]);
   let run = await api("GET", `/runs/${id}`);
   const series = {};
-  const add = (pts) => { for (const p of pts) (series[p.key] ||= []).push([p.step, p.value]); };
+  const add = (pts) => { for (const p of pts) (series[p.key] ||= []).push(p); };
   add((await api("GET", `/runs/${id}/metrics?max_points=2000`)).points);
   const charts = h("div", { class: "charts", id: "charts" });
   const info = h("div", { class: "grid2", id: "run-info" });
@@ -102,6 +112,8 @@ async function runView(main, parts) {
   const ckpts = h("tbody");
   const msg = h("div", { class: "error", id: "action-error" });
   const tb = h("div", { id: "tb" });
+  const axis = h("select", { id: "x-axis", onchange: () => chartsFor(charts, series, { axis: axis.value }) },
+    ["step", "epoch", "time"].map((a) => h("option", { value: a }, a)));
   const action = (name) => h("button", { id: `action-${name}`, class: name === "cancel" ? "danger" : "secondary",
     onclick: async () => {
       msg.textContent = "";
@@ -127,12 +139,12 @@ async function runView(main, parts) {
   main.replaceChildren(h("h1", { id: "run-title" }, `Run ${id}: `, run.name),
     h("div", { class: "toolbar" }, action("save"), action("stop"), action("cancel"), tbButton, msg), tb,
     h("div", { class: "card" }, info),
-    h("h2", {}, "Metrics"), charts,
+    h("h2", {}, "Metrics"), h("div", { class: "toolbar" }, "x axis ", axis), charts,
     h("h2", {}, "Log"), log,
     h("h2", {}, "Checkpoints"),
     h("div", { class: "card" }, h("table", { id: "checkpoints" }, h("thead", {}, h("tr", {}, h("th", {}, "checkpoint"), h("th", {}, "files"))), ckpts)));
   renderInfo();
-  chartsFor(charts, series, {});
+  chartsFor(charts, series, { axis: axis.value });
   async function refreshSlow() {
     const lines = (await api("GET", `/runs/${id}/logs?tail=200`)).lines;
     log.textContent = lines.map((l) => l.line).join("\n");
@@ -152,8 +164,8 @@ async function runView(main, parts) {
     if (m.type === "metrics") {
       if (skipFirst) { skipFirst = false; for (const k of Object.keys(series)) series[k] = []; }
       add(m.points);
-      for (const k of Object.keys(series)) series[k].sort((a, b) => a[0] - b[0]);
-      chartsFor(charts, series, {});
+      for (const k of Object.keys(series)) series[k].sort((a, b) => a.step - b.step);
+      chartsFor(charts, series, { axis: axis.value });
     }
   };
   onLeave(() => ws.close());
@@ -207,13 +219,19 @@ async function compareView(main, _parts, params) {
   const keySel = h("select", { id: "compare-key" }, keys.map((k) => h("option", { value: k, selected: k === "train/loss" }, k)));
   const smoothIn = h("input", { id: "smooth", type: "range", min: 0, max: 0.99, step: 0.01, value: 0.6 });
   const logIn = h("input", { id: "logy", type: "checkbox" });
+  const axisSel = h("select", { id: "compare-axis" }, ["step", "epoch", "time"].map((a) => h("option", { value: a }, a)));
   const chart = h("div", { class: "chart", id: "compare-chart" });
   const draw = () => {
-    const series = runs.map((r, i) => ({ name: `run ${r.id}`, color: COLORS[i % 6],
-      points: smooth(data[i].points.filter((p) => p.key === keySel.value).map((p) => [p.step, p.value]), Number(smoothIn.value)) }));
-    chart.replaceChildren(h("p", { class: "title" }, keySel.value), lineChart(series, { logY: logIn.checked }));
+    const series = runs.map((r, i) => {
+      const pts = data[i].points.filter((p) => p.key === keySel.value);
+      const x = xOf(axisSel.value, Math.min(...data[i].points.map((p) => p.t)));
+      return { name: `run ${r.id}`, color: COLORS[i % 6],
+        points: smooth(pts.map((p) => [x(p), p.value]), Number(smoothIn.value)) };
+    });
+    chart.replaceChildren(h("p", { class: "title" }, keySel.value),
+      lineChart(series, { logY: logIn.checked, xLabel: XLABEL[axisSel.value] }));
   };
-  for (const c of [keySel, smoothIn, logIn]) c.addEventListener("input", draw);
+  for (const c of [keySel, smoothIn, logIn, axisSel]) c.addEventListener("input", draw);
   const cfg = (r) => Object.fromEntries([["experiment", r.experiment],
     ...(r.overrides || []).map((o) => o.split("=")).map(([k, ...v]) => [k, v.join("=")])]);
   const cfgs = runs.map(cfg);
@@ -225,7 +243,7 @@ async function compareView(main, _parts, params) {
       const changed = new Set(vals).size > 1;
       return h("tr", { class: changed ? "changed" : "" }, h("td", {}, k), vals.map((v) => h("td", { class: changed ? "changed" : "" }, v)));
     })));
-  main.append(h("div", { class: "toolbar" }, "metric ", keySel, " smoothing ", smoothIn, h("label", {}, logIn, " log scale")),
+  main.append(h("div", { class: "toolbar" }, "metric ", keySel, " x ", axisSel, " smoothing ", smoothIn, h("label", {}, logIn, " log scale")),
     chart, h("h2", {}, "Config"), h("div", { class: "card" }, diff));
   draw();
 }
