@@ -136,6 +136,9 @@ fn stale_markers_of_another_session_are_ignored() {
     o.barrier_timeout = Duration::from_millis(300);
     let mut c = Coordinator::new(o).unwrap();
     let err = c.save(request(3), false, &Never).unwrap_err().to_string();
-    assert!(err.contains("rank 1 did not finish"), "{err}");
+    assert!(
+        err.contains("rank 1 did not finish") && err.contains("session 'old'"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

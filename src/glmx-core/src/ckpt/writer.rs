@@ -214,6 +214,7 @@ fn gather_markers(opts: &Options, tmp: &Path) -> Result<Vec<RankMarker>> {
     let mut out = Vec::with_capacity(opts.world_size);
     for r in 0..opts.world_size {
         let path = tmp.join(marker_name(r));
+        let mut foreign: Option<String> = None;
         loop {
             if let Ok(bytes) = std::fs::read(&path) {
                 let m: RankMarker = serde_json::from_slice(&bytes).map_err(|e| {
@@ -227,10 +228,18 @@ fn gather_markers(opts: &Options, tmp: &Path) -> Result<Vec<RankMarker>> {
                     break;
                 }
                 // a leftover of an interrupted launch: wait for this launch's rank r
+                foreign = Some(m.session);
             }
             if start.elapsed() > opts.barrier_timeout {
+                let hint = match &foreign {
+                    Some(other) => format!(
+                        " (its marker there has session '{other}', this rank's is '{}': a leftover of an interrupted launch, or ranks that disagree on the launch environment; pass the same session= to every rank)",
+                        opts.session
+                    ),
+                    None => String::new(),
+                };
                 return Err(CoreError::Checkpoint(format!(
-                    "rank {r} did not finish writing its part of '{}' within {:?}; is every rank calling save() for this step?",
+                    "rank {r} did not finish writing its part of '{}' within {:?}; is every rank calling save() for this step?{hint}",
                     tmp.display(),
                     opts.barrier_timeout
                 )));
