@@ -3,8 +3,8 @@
 S1  per-rank memory of parameters + gradients + optimizer state, FSDP vs DDP, for a 56.6M-param
     DnaTransformer (hidden 768, 8 blocks) on 2 CPU processes (gloo), measured from the tensors
     each rank holds right after an optimizer step, plus each process' peak RSS;
-S2  training tokens/s on CPU of GPN tiny and transformer tiny (batch 16 x 512, fp32): glmx.Trainer
-    and a raw PyTorch loop (the anchor) on the same pre-built batches, and their ratio;
+S2  training tokens/s on CPU of GPN tiny and transformer tiny (batch 8 x 256, fp32): glmx.Trainer
+    and a raw PyTorch loop (the anchor) on the same pre-built batches, interleaved, medians;
 S3  torch.compile: first-step cost and steady tokens/s of transformer tiny, eager vs compiled;
 S4  (CUDA only, not in the default set) tokens/s per GPU and MFU of a shipped model config with
     bf16 + compile: ``--only s4 --model gpn_animal_promoter --batch 64``.
@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,13 +178,19 @@ def _raw_run(kind: str, batches: list, warmup: int) -> float:
     return sum(b["input_ids"].numel() for b in batches[warmup:]) / (time.perf_counter() - start)
 
 
-def s2(steps: int) -> None:
-    batches = _batches(steps + 5, 16, 512)
-    print(f"S2 training tokens/s on CPU ({torch.get_num_threads()} threads, batch 16 x 512)")
+def s2(steps: int, repeats: int = 3, batch: int = 8, length: int = 256) -> None:
+    batches = _batches(steps + 5, batch, length)
+    print(
+        f"S2 training tokens/s on CPU ({torch.get_num_threads()} threads, batch {batch} x "
+        f"{length}, median of {repeats} interleaved runs)"
+    )
     for kind, name in (("gpn", "GPN tiny"), ("transformer", "transformer tiny")):
-        raw = _raw_run(kind, batches, 5)
-        _, ours = _glmx_run(kind, batches, 5)
-        print(f"  {name:17} glmx {ours:9.0f}  raw torch {raw:9.0f}  glmx/raw {ours / raw:.3f}")
+        raw, ours = [], []
+        for _ in range(repeats):
+            raw.append(_raw_run(kind, batches, 5))
+            ours.append(_glmx_run(kind, batches, 5)[1])
+        r, o = statistics.median(raw), statistics.median(ours)
+        print(f"  {name:17} glmx {o:9.0f}  raw torch {r:9.0f}  glmx/raw {o / r:.3f}")
 
 
 def s3(steps: int) -> None:
