@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -99,12 +99,14 @@ def register(body: AgentIn, request: Request) -> dict[str, Any]:
 
 
 @router.get("")
-def list_agents(request: Request, all: bool = False) -> dict[str, Any]:
+def list_agents(
+    request: Request, include_offline: bool = Query(False, alias="all")
+) -> dict[str, Any]:
     """Agents (``all``: also offline ones)."""
     st = state(request)
     with st.db.read() as session:
         query = select(Agent).order_by(Agent.id)
-        if not all:
+        if not include_offline:
             query = query.where(Agent.state != "offline")
         agents = session.scalars(query).all()
         return {"agents": [agent_dict(a, st.settings.lease_s) for a in agents]}

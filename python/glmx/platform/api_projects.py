@@ -67,9 +67,10 @@ def list_configs(request: Request, project: str | None = None) -> dict[str, Any]
     with state(request).db.read() as session:
         query = select(ConfigRow).order_by(ConfigRow.id)
         if project:
-            query = query.where(
-                ConfigRow.project_id == get_or_create_project(session, project, False).id
-            )
+            proj = session.scalars(select(Project).where(Project.name == project)).first()
+            if proj is None:
+                return {"configs": []}
+            query = query.where(ConfigRow.project_id == proj.id)
         return {"configs": [_config(c) for c in session.scalars(query).all()]}
 
 

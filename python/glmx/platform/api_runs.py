@@ -6,13 +6,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import func, or_, select
 
 from glmx.platform.api_common import get_or_create_project, get_run, state
 from glmx.platform.ingest import ingest_logs, ingest_metrics
-from glmx.platform.models import FINAL_STATES, RUN_STATES, ConfigRow, LogLine, Metric, Run
+from glmx.platform.models import (
+    FINAL_STATES,
+    RUN_STATES,
+    ConfigRow,
+    LogLine,
+    Metric,
+    Project,
+    Run,
+)
 from glmx.platform.queue import add_event, run_dict
 from glmx.platform.schemas import ExternalRunIn, LogsIn, MetricsIn, RunIn, StateIn
 from glmx.platform.security import confine, require_token
@@ -101,7 +109,7 @@ def create_external(body: ExternalRunIn, request: Request) -> dict[str, Any]:
 @router.get("")
 def list_runs(
     request: Request,
-    state_: str | None = None,
+    states: str | None = Query(None, alias="state"),
     project: str | None = None,
     tag: str | None = None,
     q: str | None = None,
@@ -112,7 +120,6 @@ def list_runs(
     """Runs, newest first by default; ``state`` (comma list), ``tag``, ``q`` (name/experiment
     substring), ``order`` (a field, ``-`` for descending), ``limit``/``offset`` paging."""
     st = state(request)
-    states = request.query_params.get("state") or state_
     query = select(Run)
     if states:
         wanted = [s for s in states.split(",") if s]
@@ -131,13 +138,14 @@ def list_runs(
     limit = max(1, min(int(limit), 1000))
     with st.db.read() as session:
         if project:
-            proj = get_or_create_project(session, project, create=False)
+            proj = session.scalars(select(Project).where(Project.name == project)).first()
+            if proj is None:
+                return {"total": 0, "runs": []}
             query = query.where(Run.project_id == proj.id)
-        runs = session.scalars(query).all() if tag else None
-        if tag:
-            runs = [r for r in runs if tag in (r.tags or [])]
-            total = len(runs)
-            runs = runs[offset : offset + limit]
+        if tag:  # JSON list membership, portable across SQLite and PostgreSQL: filtered here
+            tagged = [r for r in session.scalars(query).all() if tag in (r.tags or [])]
+            total = len(tagged)
+            runs = tagged[offset : offset + limit]
         else:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
             runs = session.scalars(query.limit(limit).offset(max(0, offset))).all()

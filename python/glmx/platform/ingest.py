@@ -30,11 +30,9 @@ def _live_run(session: Session, run_id: int, attempt: int | None) -> Run:
 
 
 def _insert(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
 
 
 def ingest_metrics(db: Database, run_id: int, attempt: int | None, points: list[dict]) -> int:

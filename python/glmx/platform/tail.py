@@ -57,6 +57,8 @@ def records_to_points(lines: list[str]) -> list[dict[str, Any]]:
         if not isinstance(rec, dict) or "global_step" not in rec:
             continue
         step, epoch, t = rec.get("global_step"), rec.get("epoch"), rec.get("timestamp")
+        if not isinstance(step, int) or isinstance(step, bool):
+            continue
         for key, value in rec.items():
             if key in _META or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
