@@ -58,7 +58,7 @@ def write_digits(
         which[rows[n_val : n_val + n_test]] = "test"
         which[rows[n_val + n_test :]] = "train"
     counts = dict.fromkeys(SPLITS, 0)
-    for i, (img, label, split) in enumerate(zip(images, target, which)):
+    for i, (img, label, split) in enumerate(zip(images, target, which, strict=True)):
         d = root / split / str(label)
         d.mkdir(parents=True, exist_ok=True)
         im = pil.fromarray(img, mode="L").resize((size, size), pil.BILINEAR)

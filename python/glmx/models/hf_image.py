@@ -285,7 +285,7 @@ class HFImageClassifier(Module):
         rows = [header, "|" + "---|" * (len(self.classes) + 1)]
         rows += [
             f"| {c} | " + " | ".join(str(v) for v in r) + " |"
-            for c, r in zip(self.classes, cm.tolist())
+            for c, r in zip(self.classes, cm.tolist(), strict=True)
         ]
         self._writer.add_text(f"{stage}/confusion_matrix", "\n".join(rows), self.global_step)
         self._writer.flush()

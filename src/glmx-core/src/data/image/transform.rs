@@ -148,8 +148,9 @@ pub fn plan(spec: &ImageSpec, w: usize, h: usize, rng: &mut Rng) -> Plan {
             (((s * w as f64 / h as f64) as usize).max(1), s as usize)
         };
         let (sw, sh) = (sw.max(ow), sh.max(oh));
-        let left = ((sw - ow) as f64 / 2.0).round() as usize;
-        let top = ((sh - oh) as f64 / 2.0).round() as usize;
+        // Python's round (ties to even), as torchvision's CenterCrop.
+        let left = ((sw - ow) as f64 / 2.0).round_ties_even() as usize;
+        let top = ((sh - oh) as f64 / 2.0).round_ties_even() as usize;
         return Plan {
             bbox: (0.0, 0.0, w as f64, h as f64),
             scaled: (sw, sh),
