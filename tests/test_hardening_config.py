@@ -173,6 +173,8 @@ def test_config_names_stay_inside(tmp_path: Path) -> None:
     r = run_glmx("-p", str(p), "-t", "../../../../etc/passwd", "pp")
     assert r.returncode == 2 and "root:" not in r.stdout
     assert "leaves the config search path" in r.stderr and "Traceback" not in r.stderr
+    r = run_glmx("-p", str(p), "-t", "../../../../etc/passwd", "pp", "-d")
+    assert r.returncode == 2 and "root:" not in r.stdout, r.stdout
     c = _tree(tmp_path / "c", {"train.yaml": "a: 1\n", "experiment/x.yaml": "b: 1\n"})
     _tree(tmp_path, {"outside.yaml": "secret: 1\n"})
     with pytest.raises(GlmxError, match="leaves the config search path"):

@@ -223,6 +223,12 @@ def _pp(args: argparse.Namespace) -> int:
     name = args.config or meta["default_config"]
     if name is None:
         raise GlmxError("no config named (-t) and meta.yaml declares no default_config")
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts:
+        raise GlmxError(
+            f"config name '{name}' leaves the config search path; names are relative paths "
+            "inside it, without '..' or a leading '/'"
+        )
     path = _config_file(meta, f"{meta['config_prefix']}/{name}") or _config_file(meta, name)
     if path is None:
         raise GlmxError(f"config '{name}' not found; configs: {', '.join(meta['configs'])}")
