@@ -5,7 +5,8 @@ S1  per-rank memory of parameters + gradients + optimizer state, FSDP vs DDP, fo
     each rank holds right after an optimizer step, plus each process' peak RSS;
 S2  training tokens/s on CPU of GPN tiny and transformer tiny (batch 8 x 256, fp32): glmx.Trainer
     and a raw PyTorch loop (the anchor) on the same pre-built batches, interleaved, medians;
-S3  torch.compile: first-step cost and steady tokens/s of transformer tiny, eager vs compiled;
+S3  torch.compile: first-step cost and steady tokens/s of transformer tiny (8 x 256), eager vs
+    compiled;
 S4  (CUDA only, not in the default set) tokens/s per GPU and MFU of a shipped model config with
     bf16 + compile: ``--only s4 --model gpn_animal_promoter --batch 64``.
 
@@ -193,11 +194,11 @@ def s2(steps: int, repeats: int = 3, batch: int = 8, length: int = 256) -> None:
         print(f"  {name:17} glmx {o:9.0f}  raw torch {r:9.0f}  glmx/raw {o / r:.3f}")
 
 
-def s3(steps: int) -> None:
-    batches = _batches(steps + 5, 16, 512)
+def s3(steps: int, batch: int = 8, length: int = 256) -> None:
+    batches = _batches(steps + 5, batch, length)
     first_e, eager = _glmx_run("transformer", batches, 5)
     first_c, compiled = _glmx_run("transformer", batches, 5, compile=True)
-    print("S3 torch.compile, transformer tiny (batch 16 x 512)")
+    print(f"S3 torch.compile, transformer tiny (batch {batch} x {length})")
     print(f"  first step: eager {first_e:.2f} s, compiled {first_c:.2f} s")
     print(f"  tokens/s:   eager {eager:.0f}, compiled {compiled:.0f}, ratio {compiled / eager:.3f}")
 

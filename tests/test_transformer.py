@@ -96,7 +96,8 @@ def test_masked_lm_loss():
     ce = torch.nn.functional.cross_entropy(logits[keep], batch["labels"][keep], reduction="none")
     w = batch["loss_weight"][keep]
     torch.testing.assert_close(loss, (ce * w).sum() / w.sum())
-    assert abs(float(loss.detach()) - math.log(7)) < 0.3  # near-uniform predictions at initialisation
+    # near-uniform predictions at initialisation
+    assert abs(float(loss.detach()) - math.log(7)) < 0.3
     # unmasked positions do not count: changing their weights leaves the loss unchanged
     other = dict(batch, loss_weight=torch.where(keep, batch["loss_weight"], 100.0))
     torch.testing.assert_close(

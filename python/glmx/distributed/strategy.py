@@ -5,7 +5,6 @@ checkpointing. The trainer calls :func:`prepare_model` once per fit, after
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +103,6 @@ def _ensure_process_group(trainer: Trainer) -> None:
     backend = "nccl" if trainer.device.type == "cuda" else "gloo"
     store = dist.HashStore()
     dist.init_process_group(backend, store=store, rank=0, world_size=1)
-    os.environ.setdefault("WORLD_SIZE", "1")
 
 
 def _mp_policy(trainer: Trainer) -> Any:
