@@ -176,6 +176,7 @@ def test_auroc_matches_definition():
     assert auroc(y, s) == pytest.approx(expect)
 
 
+@pytest.mark.slow
 def test_untrained_model_is_at_chance_on_real_chr4():
     """An untrained GPN has learned nothing, so every class must score AUROC ~0.5.
 
@@ -199,6 +200,7 @@ def test_untrained_model_is_at_chance_on_real_chr4():
         assert r["auroc_lo"] <= r["auroc"] <= r["auroc_hi"]
 
 
+@pytest.mark.slow
 def test_cli_json_and_plot(tmp_path):
     fa, gtf, _, _ = _write(tmp_path)
     cfg = tmp_path / "m.yaml"

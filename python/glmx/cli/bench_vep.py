@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "--background-distance", type=int, default=100, help="background bp from annotation"
     )
     parser.add_argument(
-        "--match", choices=("substitution", "trinucleotide"), default="substitution",
-        help="what the background is matched on (default: substitution ref>alt)",
+        "--match", choices=("substitution", "trinucleotide"), default="trinucleotide",
+        help="background matched on ref>alt with both flanking bases (default) or ref>alt only",
     )  # fmt: skip
     parser.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (200)")
     parser.add_argument("--window", type=int, default=512, help="scoring window (512)")

@@ -226,7 +226,7 @@ def annotation_benchmark(
     background_distance: int = 100,
     background_ratio: float = 1.0,
     max_per_class: int | None = 500,
-    match: str = "substitution",
+    match: str = "trinucleotide",
     window: int = 512,
     batch_size: int = 32,
     device: str | None = None,
@@ -240,7 +240,8 @@ def annotation_benchmark(
     Builds SNVs by class (``splice_donor``, ``splice_acceptor``, ``start_codon``,
     ``stop_codon``, ``stop_gained``, ``nonsynonymous``, ``synonymous``) and background SNVs at
     least ``background_distance`` bp from any annotated feature, matched to each class by
-    substitution (``match``), scores them with :func:`glmx.eval.score_variants` (``minus_llr``,
+    substitution and flanking bases (``match="trinucleotide"``; ``"substitution"``: ref>alt
+    only), scores them with :func:`glmx.eval.score_variants` (``minus_llr``,
     ``abs_llr``, ``embed_dist``) and reports AUROC / AUPRC of each class against its background
     with ``n_boot`` stratified bootstrap 95% intervals.
 

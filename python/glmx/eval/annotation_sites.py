@@ -290,7 +290,7 @@ def build_sites(
     background_distance: int = 100,
     background_ratio: float = 1.0,
     max_per_class: int | None = None,
-    match: str = "substitution",
+    match: str = "trinucleotide",
     uppercase_only: bool = True,
     classes: tuple[str, ...] = CLASSES,
     seed: int = 0,
