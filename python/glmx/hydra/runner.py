@@ -199,13 +199,24 @@ def run(
     if not args.multirun:
         reuse = os.environ.get(RUN_DIR_ENV)
         composed = compose_raw(name, overrides, cdir, output_dir=reuse, **common)
-        return _run_job(task_fn, composed, overrides)
+        if composed.select("hydra.mode", resolvers()) != "MULTIRUN":  # hparams_search sets it
+            return _run_job(task_fn, composed, overrides)
     from glmx import _config
+    from glmx.hydra import optuna_sweeper
 
-    sp = search_path(cdir, args.config_dir)
-    jobs = _config.sweep_jobs(overrides, sp)
     sweep = compose_raw(name, overrides, cdir, multirun=True, **common)
     sweep_dir = Path(str(sweep.select("hydra.sweep.dir", resolvers()))).resolve()
+    sweeper = sweep.select("hydra.sweeper", resolvers()) or {}
+    if sweeper.get("_target_") in optuna_sweeper.TARGETS:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / "multirun.yaml").write_text(_dump(sweep.raw()))
+
+        def job(job_overrides: list[str], num: int) -> Any:
+            c = compose_raw(name, job_overrides, cdir, multirun=True, job_num=num, **common)
+            return _run_job(task_fn, c, job_overrides)
+
+        return optuna_sweeper.sweep(sweeper, overrides, job, sweep_dir)
+    jobs = _config.sweep_jobs(overrides, search_path(cdir, args.config_dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "multirun.yaml").write_text(_dump(sweep.raw()))
     results = []
