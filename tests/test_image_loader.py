@@ -238,7 +238,7 @@ def test_folder_errors_are_clear(tmp_path: Path, photos) -> None:
         ImageFolderLoader(root, "train", 8, 2)
     (tmp_path / "train" / "c").rmdir()
     classes = ImageFolderLoader(root, "train", 8, 2).classes
-    with pytest.raises(DataError, match=r"\['b'\] missing from .*val"):
+    with pytest.raises(DataError, match=r'\["b"\] missing from .*val'):
         ImageFolderLoader(root, "val", 8, 2, classes=classes)
     with pytest.raises(DataError, match=r"split 'test' not found"):
         ImageFolderLoader(root, "test", 8, 2)
