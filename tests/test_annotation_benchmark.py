@@ -232,3 +232,17 @@ def test_cli_json_and_plot(tmp_path):
     cfg.write_text("config:\n  hidden: 16\n")
     bad = glmx(*args)
     assert bad.returncode == 2 and "'hidden'" in bad.stderr
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    from glmx.errors import GlmxError
+    from glmx.eval import BenchmarkResult
+
+    row = {"class": "splice_donor", "n": 3, "n_background": 3, "score": "minus_llr"}
+    row.update(auroc=0.5, auroc_lo=0.4, auroc_hi=0.6, auprc=0.5, auprc_lo=0.4, auprc_hi=0.6)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(GlmxError, match=r"pip install 'glmx\[plot\]'"):
+        BenchmarkResult([row], {}).plot(tmp_path / "p.png")
+    assert "splice_donor" in BenchmarkResult([row], {}).table()
