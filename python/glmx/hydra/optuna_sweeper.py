@@ -162,7 +162,8 @@ def search_space(
             space.pop(name, None)
             fixed.pop(name, None)
             space[name] = distribution(name, text.split("=", 1)[1].strip())
-        else:
+        else:  # a fixed value on the command line takes the key out of the search space
+            space.pop(name, None)
             fixed.pop(name, None)
             order.append(text)
     return space, [*fixed.values(), *order]

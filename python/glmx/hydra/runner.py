@@ -165,6 +165,15 @@ def _maybe_submit(
     return launch(launcher, overrides, args.multirun, name, cdir, (default_name, default_path))
 
 
+def _config_mode_multirun(name: str, overrides: list[str], sp: list[tuple[str, str]]) -> bool:
+    """``hydra.mode: MULTIRUN`` written in the config (hparams_search configs set it) makes a
+    sweep without ``-m``, as in Hydra."""
+    from glmx import _config
+
+    raw = _config.compose_config(name, sp, list(overrides), True, False)
+    return raw.select("hydra.mode", resolvers()) == "MULTIRUN"
+
+
 def run(
     task_fn: Callable[[Any], Any],
     argv: Sequence[str] | None = None,
@@ -199,7 +208,7 @@ def run(
     if not args.multirun:
         reuse = os.environ.get(RUN_DIR_ENV)
         composed = compose_raw(name, overrides, cdir, output_dir=reuse, **common)
-        if composed.select("hydra.mode", resolvers()) != "MULTIRUN":  # hparams_search sets it
+        if not _config_mode_multirun(name, overrides, search_path(cdir, args.config_dir)):
             return _run_job(task_fn, composed, overrides)
     from glmx import _config
     from glmx.hydra import optuna_sweeper
