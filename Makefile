@@ -38,7 +38,9 @@ EXT_SUFFIX = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var(
 dev: $(STAMP) ## Editable build of both native extensions into the venv (release profile)
 	$(VENV)/bin/maturin develop --release --skip-install -q
 	cargo build --release -q -p glmx-config-py --features extension-module
-	install -m 755 target/release/lib_config.so python/glmx/_config$(EXT_SUFFIX)
+	@# a new file renamed into place: processes that have the old one mapped keep running
+	install -m 755 target/release/lib_config.so python/glmx/.tmp_config$(EXT_SUFFIX)
+	mv -f python/glmx/.tmp_config$(EXT_SUFFIX) python/glmx/_config$(EXT_SUFFIX)
 
 .PHONY: test-rust
 test-rust: $(STAMP) ## cargo test for the crates that need no Python

@@ -69,7 +69,10 @@ def _build_config_module() -> None:
     for stale in PACKAGE.glob("_config.*.so"):
         if stale.name != f"_config{suffix}":
             stale.unlink()
-    shutil.copy2(built, PACKAGE / f"_config{suffix}")
+    # renamed into place: processes that have the old module mapped keep running
+    tmp = PACKAGE / f".tmp_config{suffix}"
+    shutil.copy2(built, tmp)
+    os.replace(tmp, PACKAGE / f"_config{suffix}")
 
 
 def _copy_configs() -> None:
