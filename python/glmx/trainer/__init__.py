@@ -1,10 +1,13 @@
 """Lightning-style training: `Module`, `DataModule`, `Trainer`, callbacks, loggers, schedulers."""
 
-from glmx.trainer.callbacks import Callback, EarlyStopping, LearningRateMonitor, ProgressBar
+from glmx.trainer.callbacks import Callback, EarlyStopping, LearningRateMonitor
 from glmx.trainer.checkpointing import ModelCheckpoint
 from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger, TensorBoardLogger
+from glmx.trainer.model_summary import ModelSummary
 from glmx.trainer.module import DataModule, Module
 from glmx.trainer.optim import constant_with_warmup, cosine_with_warmup, param_groups_no_decay
+from glmx.trainer.progress import ProgressBar, RichProgressBar
+from glmx.trainer.run_summary import RunSummary
 from glmx.trainer.trainer import Trainer, seed_everything
 
 __all__ = [
@@ -16,6 +19,9 @@ __all__ = [
     "EarlyStopping",
     "LearningRateMonitor",
     "ProgressBar",
+    "RichProgressBar",
+    "ModelSummary",
+    "RunSummary",
     "ModelCheckpoint",
     "Logger",
     "JsonLogger",

@@ -14,7 +14,7 @@ import torch
 
 from glmx.errors import TrainError
 from glmx.trainer import _distributed, stages
-from glmx.trainer.callbacks import Callback, ProgressBar
+from glmx.trainer.callbacks import Callback
 from glmx.trainer.fit_loop import FitLoop
 from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger, TensorBoardLogger
 from glmx.trainer.metrics import MetricsCollector
@@ -136,8 +136,9 @@ class Trainer:
             if isinstance(callbacks, (list, tuple))
             else ([callbacks] if callbacks is not None else [])
         )
-        if enable_progress_bar and not any(isinstance(c, ProgressBar) for c in self.callbacks):
-            self.callbacks.append(ProgressBar())
+        from glmx.trainer.progress import add_default_callbacks  # bar, run and model summary
+
+        add_default_callbacks(self.callbacks, enable_progress_bar, enable_model_summary)
         if enable_checkpointing and not self.fast_dev_run:
             from glmx.trainer.checkpointing import ModelCheckpoint
 
