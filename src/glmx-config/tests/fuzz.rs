@@ -222,7 +222,7 @@ fn deep_inputs_are_limits_not_crashes() {
         let e = parse_override(&format!("+x={}", open.repeat(10_000)));
         assert!(e.is_err(), "{open}");
     }
-    let e = render_str(&format!("{}", "{{ (".repeat(5000)), &[], ());
+    let e = render_str(&"{{ (".repeat(5000), &[], ());
     assert!(e.is_err());
 }
 

@@ -111,8 +111,16 @@ impl DNode {
         let Some(h) = header else {
             return;
         };
-        // Headers are absolute; `_group_` keeps its pre-1.2 meaning (the group's package).
-        let h = h.replace("_group_", &self.default_package());
+        // Headers are absolute. As in hydra-core 1.3, `_group_` is a literal key here (its
+        // pre-1.1 meaning, the group's package, is gone); say so, since it is rarely intended.
+        if h.split('.').any(|part| part == "_group_") {
+            tracing::warn!(
+                "'# @package {h}': '_group_' in a package header is obsolete (Hydra 1.1+); it is \
+                 a literal key here, as in hydra-core 1.3. Drop the header to use the group's \
+                 package"
+            );
+        }
+        let h = h.to_string();
         self.package_header = Some(if h == "_global_" || h.starts_with("_global_.") {
             h
         } else if h.is_empty() {
@@ -564,6 +572,8 @@ fn expand_children(
         }
     }
     let mut children: Vec<Tree> = Vec::new();
+    // `- pair: ${db}` entries wait until every other entry's choice is known (as in Hydra).
+    let mut deferred: Vec<(usize, DNode)> = Vec::new();
     for (d, is_self) in nodes.into_iter().rev() {
         if is_self {
             children.push(Tree {
@@ -595,7 +605,17 @@ fn expand_children(
             }
             continue;
         }
+        if matches!(&d.choice, Choice::Name(n) if n.contains("${")) && d.group.is_some() {
+            deferred.push((children.len(), d));
+            continue;
+        }
         children.push(expand(repo, d, false, ov, Some(&path), chain)?);
+    }
+    for (k, (at, mut d)) in deferred.into_iter().enumerate() {
+        if let Choice::Name(n) = &d.choice {
+            d.choice = Choice::Name(interpolate_choice(n, &ov.known, &path)?);
+        }
+        children.insert(at + k, expand(repo, d, false, ov, Some(&path), chain)?);
     }
     children.reverse();
     // Hydra keeps a node without expanded defaults as a leaf (its content merges as itself).
@@ -609,6 +629,37 @@ fn expand_children(
         children,
         is_self: false,
     })
+}
+
+/// Resolves `${group}` references in a defaults-list choice from the known group choices
+/// (Hydra's defaults-list interpolation: `- dataset_model: ${dataset}_${model}`).
+fn interpolate_choice(
+    value: &str,
+    known: &indexmap::IndexMap<String, Option<String>>,
+    path: &str,
+) -> Result<String> {
+    let fail = || {
+        let keys: Vec<&str> = known.keys().map(String::as_str).collect();
+        ConfigError::Composition(format!(
+            "In '{path}': Error resolving interpolation '{value}', possible interpolation keys: {}",
+            keys.join(", ")
+        ))
+    };
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(fail)?;
+        let key = after[..end].trim();
+        match known.get(key) {
+            Some(Some(choice)) => out.push_str(choice),
+            _ => return Err(fail()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn validate_self(path: &str, defaults: &mut Vec<Entry>) -> Result<()> {

@@ -55,6 +55,22 @@ pub fn expand_sweeps_limited(
     options: &dyn Fn(&str) -> Vec<String>,
     max_jobs: usize,
 ) -> Result<Vec<Vec<String>>> {
+    // The whole product is counted first (ranges arithmetically), so the error states the
+    // real job count and nothing is allocated for a refused sweep.
+    let mut product: u128 = 1;
+    for o in overrides {
+        if let Some(Value::Sweep(s)) = &o.value {
+            product = product.saturating_mul(sweep_len(o, s, options));
+        }
+    }
+    if product > max_jobs as u128 {
+        let shown = if product == u128::MAX {
+            "more than 2^128".to_string()
+        } else {
+            product.to_string()
+        };
+        return Err(too_many(&shown, max_jobs));
+    }
     let mut axes: Vec<Vec<String>> = Vec::with_capacity(overrides.len());
     let mut total: usize = 1;
     for o in overrides {
@@ -85,6 +101,45 @@ pub fn expand_sweeps_limited(
         jobs = next;
     }
     Ok(jobs)
+}
+
+/// Number of values of one sweep, without building them (0 for malformed ranges: the
+/// expansion reports those).
+fn sweep_len(o: &Override, s: &Sweep, options: &dyn Fn(&str) -> Vec<String>) -> u128 {
+    let num = |n: &Node| match n {
+        Node::Int(i) => Some(*i as f64),
+        Node::Float(f) => Some(*f),
+        _ => None,
+    };
+    match s {
+        Sweep::Choice { values, .. } => values.len() as u128,
+        Sweep::Range { start, stop, step } => match (start, stop, step) {
+            (Node::Int(a), Node::Int(b), Node::Int(c)) if *c != 0 => {
+                let (a, b, c) = (*a as i128, *b as i128, *c as i128);
+                let span = if c > 0 { b - a } else { a - b };
+                if span <= 0 {
+                    0
+                } else {
+                    ((span + c.abs() - 1) / c.abs()) as u128
+                }
+            }
+            _ => match (num(start), num(stop), num(step)) {
+                (Some(a), Some(b), Some(c)) if c != 0.0 => {
+                    let n = ((b - a) / c).ceil().max(0.0);
+                    if n.is_finite() {
+                        n as u128
+                    } else {
+                        u128::MAX
+                    }
+                }
+                _ => 0,
+            },
+        },
+        Sweep::Glob { .. } => sweep_values(o, s, options, usize::MAX)
+            .map(|v| v.len() as u128)
+            .unwrap_or(0),
+        Sweep::Interval => 0,
+    }
 }
 
 fn sweep_values(

@@ -76,6 +76,12 @@ fn translate_line(line: &str) -> String {
         return format!("{{# {} #}}", rest.trim().replace("#}", "# }"));
     }
     let stmt = strip_trailing_comment(rest).trim();
+    // Python-style `-- if x:` / `-- for i in range(3):`: the trailing colon is optional, as in
+    // Jinja's own line statements.
+    let stmt = match marker {
+        "--" | "<<" | ">>" => stmt.strip_suffix(':').map_or(stmt, str::trim_end),
+        _ => stmt,
+    };
     match marker {
         "--" => format!("{{% {stmt} %}}"),
         "<<" => format!("{{%- {stmt} %}}"),
