@@ -2,7 +2,8 @@
 
 from glmx.trainer.callbacks import Callback, EarlyStopping, LearningRateMonitor
 from glmx.trainer.checkpointing import ModelCheckpoint
-from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger, TensorBoardLogger
+from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger
+from glmx.trainer.loggers_ext import MLFlowLogger, TensorBoardLogger, WandbLogger
 from glmx.trainer.model_summary import ModelSummary
 from glmx.trainer.module import DataModule, Module
 from glmx.trainer.optim import constant_with_warmup, cosine_with_warmup, param_groups_no_decay
@@ -27,6 +28,8 @@ __all__ = [
     "JsonLogger",
     "CSVLogger",
     "TensorBoardLogger",
+    "MLFlowLogger",
+    "WandbLogger",
     "constant_with_warmup",
     "cosine_with_warmup",
     "param_groups_no_decay",

@@ -319,3 +319,7 @@ def add_default_callbacks(
         callbacks.append(RunSummary())
     if enable_model_summary and not has(ModelSummary):
         callbacks.append(ModelSummary())
+    from glmx.trainer.loggers_ext import LoggerHooks
+
+    if not has(LoggerHooks):
+        callbacks.append(LoggerHooks())  # hparams to the loggers, after_fit artifacts

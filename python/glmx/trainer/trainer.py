@@ -16,7 +16,8 @@ from glmx.errors import TrainError
 from glmx.trainer import _distributed, stages
 from glmx.trainer.callbacks import Callback
 from glmx.trainer.fit_loop import FitLoop
-from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger, TensorBoardLogger
+from glmx.trainer.loggers import CSVLogger, JsonLogger, Logger
+from glmx.trainer.loggers_ext import TensorBoardLogger  # + hparams, epoch, images
 from glmx.trainer.metrics import MetricsCollector
 from glmx.trainer.module import DataModule, Module
 from glmx.trainer.optim import SchedulerConfig
