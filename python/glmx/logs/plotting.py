@@ -39,10 +39,25 @@ def _default_metrics(logs: list[TrainingLog], loss_curves: bool) -> list[str]:
             if "loss" in m:
                 names.setdefault(m, None)
     if not loss_curves and names:
-        # without --loss-curves the default is the training loss alone
+        # without --loss-curves: the training loss with the validation and test losses
         first = next((log.loss_metric() for log in logs if log.loss_metric()), None)
-        return [first] if first else list(names)
+        if not first:
+            return list(names)
+        evals = [m for m in names if m != first and m.split("/")[0] in ("val", "valid", "test")]
+        return [first, *evals]
     return list(names)
+
+
+_STYLES = ("-", "--", "-.", ":")
+_SPARSE = 20  # series with at most this many points get markers (one point stays visible)
+
+
+def _style(i: int, n_points: int) -> dict[str, Any]:
+    """Distinct line style per series; markers on sparse series."""
+    style: dict[str, Any] = {"linestyle": _STYLES[i % len(_STYLES)]}
+    if n_points <= _SPARSE:
+        style.update(marker="os^Dv"[i % 5], markersize=5 if n_points > 1 else 7)
+    return style
 
 
 def plot_logs(
@@ -101,18 +116,21 @@ def plot_logs(
             xs, ys = log.series(metric, x_axis)
             if xs:
                 name = metric if len(logs) == 1 else f"{label}: {metric}"
-                ax.plot(xs, smooth(ys, smooth_window), label=name, linewidth=1.2)
+                style = _style(len(plotted), len(xs))
+                ax.plot(xs, smooth(ys, smooth_window), label=name, linewidth=1.2, **style)
                 plotted.append(name)
     ax2 = None
     lr_names = [m for m in available if m.startswith("lr-") and not m.startswith("lr-momentum")]
     if lr and lr_names and not any(m.startswith("lr-") for m in metrics):
         ax2 = ax.twinx()
+        n_loss = len(plotted)
         for log, label in zip(logs, labels, strict=True):
             for metric in lr_names:
                 xs, ys = log.series(metric, x_axis)
                 if xs:
                     name = metric if len(logs) == 1 else f"{label}: {metric}"
-                    ax2.plot(xs, ys, label=name, linestyle="--", linewidth=1.0, color="gray")
+                    style = _style(len(plotted) - n_loss + 1, len(xs))
+                    ax2.plot(xs, ys, label=name, linewidth=1.0, color="gray", **style)
                     plotted.append(name)
         ax2.set_ylabel("learning rate")
     if log_scale:

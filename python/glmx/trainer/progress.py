@@ -224,23 +224,26 @@ class ProgressBar(_callbacks.ProgressBar):
 
 
 class RichProgressBar(ProgressBar):
-    """The progress bar drawn with ``rich`` (Lightning's ``RichProgressBar``); needs
-    ``pip install 'glmx[progress]'``. Outside a terminal it prints plain lines like
-    :class:`ProgressBar`."""
+    """The progress bar drawn with ``rich`` (Lightning's ``RichProgressBar``;
+    ``pip install 'glmx[progress]'``; without rich, a warning and the plain bar). Outside a
+    terminal it prints plain lines like :class:`ProgressBar`."""
 
     def __init__(
         self, refresh_rate: int = 1, leave: bool = True, theme: Any = None, **_: Any
     ) -> None:
-        from glmx._optional import require
-
-        require("rich.progress", "progress", "RichProgressBar")
         super().__init__(refresh_rate=refresh_rate, leave=leave)
+        self._has_rich = importlib.util.find_spec("rich") is not None
+        if not self._has_rich:
+            logging.getLogger("glmx.trainer").warning(
+                "RichProgressBar: rich is not installed (pip install 'glmx[progress]'); "
+                "showing the plain progress bar"
+            )
         self._progress: Any = None
         self._task: Any = None
 
     def on_train_start(self, trainer: Trainer, pl_module: Module) -> None:
         super().on_train_start(trainer, pl_module)
-        if trainer.global_rank != 0 or not self._tty or self._notebook:
+        if trainer.global_rank != 0 or not self._tty or self._notebook or not self._has_rich:
             return
         from rich.console import Console
         from rich.progress import (

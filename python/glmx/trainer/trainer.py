@@ -83,7 +83,7 @@ class Trainer:
     ) -> None:
         if precision not in _PRECISIONS:
             raise TrainError(
-                f"precision must be one of {sorted(map(str, _PRECISIONS))}, got {precision!r}"
+                f"precision must be one of {sorted(set(map(str, _PRECISIONS)))}, got {precision!r}"
             )
         if isinstance(fast_dev_run, bool) or fast_dev_run is None:
             fast_dev_run = int(bool(fast_dev_run))
@@ -439,5 +439,9 @@ class Trainer:
             "save_checkpoint() needs checkpointing: pass enable_checkpointing=True during fit"
         )
 
+
+from glmx.trainer._trainer_doc import INIT_DOC  # noqa: E402 - argument docs (#21)
+
+Trainer.__init__.__doc__ = INIT_DOC
 
 __all__ = ["Trainer", "seed_everything"]
