@@ -22,6 +22,8 @@ __all__ = [
     "checksum_file",
     "read_safetensors",
     "NativeDnaLoader",
+    "NativeImageLoader",
+    "decode_image",
     "set_log_level",
     "drain_logs",
     "dropped_log_records",
@@ -249,6 +251,79 @@ def fit_loop(
 ) -> tuple[int, int, int]:
     """Runs the training loop from ``state`` ``(global_step, epoch, batch_idx)``; returns the
     state reached. ``hooks.forward`` returns a loss tensor, None to skip, or ``end_of_epoch``."""
+
+class NativeImageLoader:
+    """Native image batch stream of one rank; use ``glmx.data.ImageFolderLoader``."""
+
+    def __new__(
+        cls,
+        root: str,
+        split: str,
+        *,
+        classes: Sequence[str] | None,
+        height: int,
+        width: int,
+        train: bool,
+        resize: int,
+        scale: tuple[float, float],
+        ratio: tuple[float, float],
+        hflip_prob: float,
+        mean: Sequence[float],
+        std: Sequence[float],
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        rank: int,
+        world_size: int,
+        drop_last: bool,
+        num_threads: int,
+        prefetch: int,
+        pin_memory: bool,
+        uint8: bool,
+        skip_bad: bool,
+    ) -> Self:
+        """Scans ``root/split/CLASS/*`` and configures transforms and batching."""
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank (the same on every rank)."""
+
+    @property
+    def num_samples(self) -> int:
+        """Number of images in the split."""
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names (index = label)."""
+
+    @property
+    def epoch(self) -> int:
+        """Current epoch."""
+
+    @property
+    def consumed(self) -> int:
+        """Images of the global order consumed in the current epoch (all ranks together)."""
+
+    @property
+    def bad_images(self) -> int:
+        """Images skipped as unreadable so far."""
+
+    def item(self, index: int) -> tuple[str, int]:
+        """(path, label) of image ``index``."""
+
+    def seek(self, epoch: int, consumed: int) -> None:
+        """Moves to (epoch, consumed) and stops any running producer."""
+
+    def stop(self) -> None:
+        """Stops the producer; prefetched batches are discarded, the position is kept."""
+
+    def __iter__(self) -> Self:
+        """Starts (or restarts) the producer from the current position."""
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        """Next batch: ``pixel_values``, ``labels``, ``sample_index``."""
+
+def decode_image(path: str) -> torch.Tensor:
+    """Decodes one JPEG or PNG file to an ``[H, W, 3]`` uint8 tensor (the loader's decoder)."""
 
 # --- _testing submodule ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Models shipped with glmx."""
 
 from glmx.models.gpn import GPN, GPNConfig, GPNModule, weighted_mlm_loss
+from glmx.models.hf_image import HFImageClassifier
 from glmx.models.transformer import DnaTransformer, TransformerConfig, TransformerMLM
 
 __all__ = [
@@ -8,6 +9,7 @@ __all__ = [
     "GPNConfig",
     "GPNModule",
     "weighted_mlm_loss",
+    "HFImageClassifier",
     "DnaTransformer",
     "TransformerConfig",
     "TransformerMLM",
