@@ -402,10 +402,14 @@ impl Job {
                 };
                 let mut rng = sample_rng(self.cfg.seed, epoch, i);
                 let plan = plan(spec, img.width, img.height, &mut rng);
-                render(&img, &plan, ow, oh, |k, v| {
-                    let c = k / (ow * oh);
-                    px[k] = P::from_value(v, scale[c], shift[c]);
-                });
+                let mut buf = vec![0f32; per];
+                render(&img, &plan, ow, oh, &mut buf);
+                let plane = ow * oh;
+                for (c, (dst, src)) in px.chunks_mut(plane).zip(buf.chunks(plane)).enumerate() {
+                    for (d, v) in dst.iter_mut().zip(src) {
+                        *d = P::from_value(*v, scale[c], shift[c]);
+                    }
+                }
                 *label = self.data.labels[i as usize] as i64;
                 *index = i as i64;
                 Ok(())

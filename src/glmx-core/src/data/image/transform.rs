@@ -244,9 +244,9 @@ fn taps(in_size: usize, in0: f64, in1: f64, out_size: usize, off: usize, n: usiz
     }
 }
 
-/// Resamples one image by plan `p` into `ow x oh`; calls `emit(i, v)` for every value `v` in
-/// [0, 255] at planar index `i = channel * oh * ow + y * ow + x` (mirrored when flipping).
-pub fn render(img: &Rgb, p: &Plan, ow: usize, oh: usize, mut emit: impl FnMut(usize, f32)) {
+/// Resamples one image by plan `p` into `out`, planar `[3][oh][ow]` values in [0, 255]
+/// (mirrored when flipping).
+pub fn render(img: &Rgb, p: &Plan, ow: usize, oh: usize, out: &mut [f32]) {
     let (x0, y0, x1, y1) = p.bbox;
     let (sw, sh) = p.scaled;
     let tx = taps(img.width, x0, x1, sw, p.offset.0, ow);
@@ -291,10 +291,17 @@ pub fn render(img: &Rgb, p: &Plan, ow: usize, oh: usize, mut emit: impl FnMut(us
                 *a += wk * v;
             }
         }
-        for x in 0..ow {
-            let dx = if p.flip { ow - 1 - x } else { x };
-            for c in 0..3 {
-                emit(c * oh * ow + y * ow + dx, acc[x * 3 + c].clamp(0.0, 255.0));
+        let plane = oh * ow;
+        for c in 0..3 {
+            let dst = &mut out[c * plane + y * ow..c * plane + (y + 1) * ow];
+            if p.flip {
+                for (d, a) in dst.iter_mut().rev().zip(acc.chunks_exact(3)) {
+                    *d = a[c].clamp(0.0, 255.0);
+                }
+            } else {
+                for (d, a) in dst.iter_mut().zip(acc.chunks_exact(3)) {
+                    *d = a[c].clamp(0.0, 255.0);
+                }
             }
         }
     }
