@@ -58,3 +58,25 @@ def test_logs_plot_defaults_train_val_test_distinct_styles_markers(tmp_path):
     assert lines["test/loss"].get_marker() not in ("None", None, "")  # one visible point
     assert len(lines["test/loss"].get_xdata()) == 1
     assert (tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_hydra_verbose_sets_debug():
+    import logging
+
+    from glmx.hydra.verbose import apply_verbose
+
+    cfg = glmx.compose(
+        "train",
+        ["hydra.verbose=true"],
+        config_dir=Path(__file__).resolve().parents[1] / "configs",
+        return_hydra_config=True,
+    )
+    before = {n: logging.getLogger(n).level for n in (None, "glmx", "glmx.user")}
+    try:
+        assert apply_verbose(cfg["hydra"]["verbose"]) == ["", "glmx"]
+        assert logging.getLogger("glmx.trainer").isEnabledFor(logging.DEBUG)
+        assert apply_verbose("glmx.user") == ["glmx.user"]
+        assert apply_verbose(False) == []
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)

@@ -115,7 +115,7 @@ def test_model_summary_table_matches_lightning_layout():
     assert "BatchNorm1d" in lines[3] and "eval" in lines[3]
     assert "56        Total params" in text and "16        Non-trainable params" in text
     assert "Non-trainable params" in text and "Total estimated model params size (MB)" in text
-    assert "1         Modules in eval mode" in text
+    assert "1         Modules in eval mode" in text and "1         Modules in train mode" in text
     assert human_count(1234) == "1.2 K" and human_count(2e6) == "2.0 M"
     nested = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(2, 2)))
     assert [r["name"] for r in summarize(nested, -1)["rows"]] == ["0", "0.0"]

@@ -133,6 +133,9 @@ def _run_job(task_fn: Callable[[Any], Any], composed: Any, overrides: list[str])
     if subdir:
         _write_run_files(out, composed, overrides, str(subdir))
     _setup_logging(hydra_cfg)
+    from glmx.hydra.verbose import apply_verbose  # hydra.verbose=true: DEBUG (#21)
+
+    apply_verbose(hydra_cfg.get("verbose"))
     # Set for the job's lifetime only, so processes it launches (DDP ranks) share the directory
     # while a later job in this process (a sweep, a notebook) composes its own.
     previous = os.environ.get(RUN_DIR_ENV)

@@ -66,7 +66,7 @@ def summarize(model: torch.nn.Module, max_depth: int = 1) -> dict[str, Any]:
     total, trainable = _params(model)
     size_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     size_bytes += sum(b.numel() * b.element_size() for b in model.buffers())
-    modes = [m.training for m in model.modules()]
+    modes = [m.training for name, m in model.named_modules() if name]  # as Lightning
     return {
         "rows": rows,
         "total_params": total,
