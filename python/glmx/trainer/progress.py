@@ -131,13 +131,14 @@ class ProgressBar(_callbacks.ProgressBar):
         self._redraw()
 
     def _show(self, text: str, final: bool = False) -> None:
+        if self._notebook or self._tty:
+            now = time.monotonic()
+            if not final and now - self._last_draw < 0.1:
+                return  # at most 10 redraws a second
+            self._last_draw = now
         if self._notebook:
             self._show_notebook(text, final)
         elif self._tty:
-            now = time.monotonic()
-            if not final and now - self._last_draw < 0.1:
-                return
-            self._last_draw = now
             self._clear()
             self._drawn = text
             sys.stderr.write(text + ("\n" if final else ""))
