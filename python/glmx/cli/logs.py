@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     p.add_argument(
         "--all", action="store_true", help="summarise every log below the path / project"
     )
+    p.add_argument("-o", "--output", default=None, help="write the summary to this file")
 
     p = sub.add_parser(
         "plot", help="plot metrics of one or several runs", description="plot training logs"
@@ -68,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--no-lr", action="store_true", help="do not add the learning rate axis")
     p.add_argument(
         "-o", "--output", default=None, help="output file (default: <run>/plot.<format>)"
+    )
+    p.add_argument(
+        "-e",
+        "--open",
+        action="store_true",
+        help="open the plot with the platform's viewer (GLMX_OPENER overrides the command)",
     )
 
 
@@ -106,10 +113,20 @@ def run(args: argparse.Namespace, command: str) -> int:
         )
         summaries = [logs.summary(p) for p in paths]
         if args.format == "json":
-            print(json.dumps(summaries if args.all else summaries[0], indent=1))
+            text = json.dumps(summaries if args.all else summaries[0], indent=1)
         else:
             sep = "\n" if args.format == "one-line" else "\n\n"
-            print(sep.join(logs.format_summary(s, args.format) for s in summaries))
+            text = sep.join(logs.format_summary(s, args.format) for s in summaries)
+        if args.output:
+            try:
+                Path(args.output).write_text(text + "\n", encoding="utf-8")
+            except OSError as err:
+                raise GlmxError(
+                    f"cannot write summary to '{args.output}': {err.strerror}"
+                ) from None
+            print(f"wrote {args.output}")
+        else:
+            print(text)
         return 0
     paths = [Path(p) for p in args.paths] or [_newest(root)]
     paths += [Path(p) for p in args.compare]
@@ -135,4 +152,32 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(f"wrote {output}")
     for name in fig.glmx_series:
         print(f"series: {name}")
+    if args.open:
+        open_file(output)
     return 0
+
+
+def open_file(path: Path) -> None:
+    """Opens ``path`` with the platform's viewer (``open``, ``os.startfile``, ``xdg-open``), or
+    with the command in ``GLMX_OPENER`` (split like a shell line, the path appended)."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    custom = os.environ.get("GLMX_OPENER")
+    if custom:
+        cmd = [*shlex.split(custom), str(path)]
+    elif sys.platform == "win32":
+        os.startfile(str(path))  # type: ignore[attr-defined]  # noqa: S606
+        return
+    else:
+        cmd = ["open" if sys.platform == "darwin" else "xdg-open", str(path)]
+    if shutil.which(cmd[0]) is None:
+        raise GlmxError(
+            f"cannot open {path}: '{cmd[0]}' not found; open the file yourself or set "
+            "GLMX_OPENER to a viewer command"
+        )
+    subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
+    print(f"opened {path} with {cmd[0]}")

@@ -20,6 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--name", default=None, help=f"{what} name (default: the directory name)")
     p.add_argument("--description", default="", help="one-line description")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
+    if command == "ws":
+        p.add_argument(
+            "--search-path",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="extra template directory for the workspace's projects (repeatable)",
+        )
     if command == "project":
         p.add_argument(
             "--default-config",
@@ -31,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
             action="store_true",
             help="emit a Hydra-style configs/ tree instead of templates",
         )
+        p.add_argument(
+            "--copy-config",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="copy this config into configs/ (repeatable; the first is the default config)",
+        )
 
 
 def run(args: argparse.Namespace, command: str) -> int:
@@ -39,11 +54,19 @@ def run(args: argparse.Namespace, command: str) -> int:
         raise GlmxError(f"glmx {command} create needs a DIRECTORY or --name")
     target = Path(args.directory) if args.directory else Path(args.name)
     if command == "ws":
-        root = scaffold.create_workspace(target, args.name, args.description, force=args.force)
+        root = scaffold.create_workspace(
+            target, args.name, args.description, force=args.force, search_path=args.search_path
+        )
         print(f"created workspace {root}")
         return 0
     root = scaffold.create_project(
-        target, args.name, args.description, args.default_config, hydra=args.hydra, force=args.force
+        target,
+        args.name,
+        args.description,
+        args.default_config,
+        hydra=args.hydra,
+        force=args.force,
+        copy_config=args.copy_config,
     )
     kind = "Hydra project" if args.hydra else "project"
     print(f"created {kind} {root}")

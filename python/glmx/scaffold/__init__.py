@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from glmx.errors import GlmxError
@@ -63,19 +64,42 @@ def find_workspace(start: Path) -> Path | None:
     return None
 
 
+def _workspace_search_path(workspace: Path) -> list[str]:
+    """The ``search_path`` entries of ``workspace.yaml`` (``glmx ws create --search-path``)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((workspace / WORKSPACE_FILE).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise GlmxError(f"{workspace / WORKSPACE_FILE}: cannot read ({err})") from None
+    extra = data.get("search_path") or [] if isinstance(data, dict) else []
+    if not isinstance(extra, list) or not all(isinstance(d, str) for d in extra):
+        raise GlmxError(f"{workspace / WORKSPACE_FILE}: search_path must be a list of directories")
+    return extra
+
+
 def create_workspace(
     path: str | os.PathLike[str],
     name: str | None = None,
     description: str = "",
     force: bool = False,
+    search_path: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
-    """Creates a workspace: ``workspace.yaml``, shared ``templates/`` and a README."""
+    """Creates a workspace: ``workspace.yaml``, shared ``templates/`` and a README.
+
+    ``search_path`` directories (absolute or relative to the current directory) are added to
+    the template search path of every project created below the workspace."""
     root = Path(path)
+    extra = []
+    for d in search_path:
+        if not Path(d).is_dir():
+            raise GlmxError(f"--search-path '{d}' is not a directory")
+        extra.append(str(Path(d).resolve()))
     _check_target(root, force)
     name = name or root.resolve().name
     (root / WORKSPACE_FILE).write_text(
         f'## glmx workspace: projects created below share templates/.\nname: "{_yaml_str(name)}"\n'
-        f'description: "{_yaml_str(description)}"\n',
+        f'description: "{_yaml_str(description)}"\nsearch_path: {json.dumps(extra)}\n',
         encoding="utf-8",
     )
     (root / "templates").mkdir(exist_ok=True)
@@ -97,9 +121,20 @@ def create_project(
     default_config: str = "tiny_cpu.yaml",
     hydra: bool = False,
     force: bool = False,
+    copy_config: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
-    """Creates a project in ``path`` that trains a tiny GPN on CPU with ``glmx train``."""
+    """Creates a project in ``path`` that trains a tiny GPN on CPU with ``glmx train``.
+
+    ``copy_config`` files are copied into ``configs/``; the first becomes the default config.
+    """
     root = Path(path)
+    for c in copy_config:
+        if not Path(c).is_file():
+            raise GlmxError(f"--copy-config '{c}' is not a file")
+        if not re.fullmatch(r"[\w.-]+\.ya?ml", Path(c).name):
+            raise GlmxError(f"--copy-config '{c}': the file name must end in .yaml or .yml")
+    if copy_config:
+        default_config = Path(copy_config[0]).name
     _check_target(root, force)
     name = name or root.resolve().name
     if not re.fullmatch(r"[\w.-]+\.ya?ml", default_config):
@@ -119,6 +154,7 @@ def create_project(
     searchdirs = ["templates"]
     if workspace is not None:
         searchdirs.append(os.path.relpath(workspace / "templates", root.resolve()))
+        searchdirs += _workspace_search_path(workspace)
     values.update(
         NAME=_yaml_str(name),
         DESCRIPTION=_yaml_str(description),
@@ -134,9 +170,14 @@ def create_project(
     if workspace is None:
         shutil.copy(src / "templates" / "gpn_train.yaml", root / "templates" / "gpn_train.yaml")
     config = (src / "configs" / "tiny_cpu.yaml").read_text(encoding="utf-8")
-    (root / "configs" / default_config).write_text(
-        config.replace('"tiny_cpu"', json.dumps(Path(default_config).stem)), encoding="utf-8"
-    )
+    copied = {Path(c).name for c in copy_config}
+    scaffold_name = "tiny_cpu.yaml" if copy_config else default_config
+    if scaffold_name not in copied:
+        (root / "configs" / scaffold_name).write_text(
+            config.replace('"tiny_cpu"', json.dumps(Path(scaffold_name).stem)), encoding="utf-8"
+        )
+    for c in copy_config:
+        shutil.copy(c, root / "configs" / Path(c).name)
     (root / "README.md").write_text(
         _fill(
             (src / "README.md").read_text(encoding="utf-8"),
