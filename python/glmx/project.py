@@ -10,7 +10,7 @@ from typing import Any
 from glmx import _config
 from glmx.config import Graph
 
-__all__ = ["Project", "ProjectMeta"]
+__all__ = ["Environment", "Project", "ProjectMeta"]
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,59 @@ class Project:
             built = tuple(self._hydra.build(str(t)) for t in targets)
         return built[0] if len(built) == 1 else built
 
+    @property
+    def environment(self) -> Environment:
+        """The project's template environment: search path, template listing and loaders."""
+        return Environment(self.meta)
+
     def __repr__(self) -> str:
         return f"Project({self.config!r}, project_dir={self.meta.project_dir!r})"
+
+
+class Environment:
+    """The search path and loaders of a project (``Project(...).environment``), for notebooks:
+    ``env.list_templates()``, ``env.get_source("configs/x.yaml")``, ``env.render(name, **vars)``
+    (text) and ``env.load(name, **vars)`` (a :class:`glmx.config.Graph`)."""
+
+    def __init__(self, meta: ProjectMeta) -> None:
+        self.meta = meta
+
+    @property
+    def search_path(self) -> list[str]:
+        """Template directories, first match wins."""
+        return list(self.meta.search_path)
+
+    def list_templates(self) -> list[str]:
+        """Every template name on the search path (shadowed names once)."""
+        from dataclasses import asdict
+
+        from glmx.cli.inspect import _templates
+
+        return [t["template"] for t in _templates(asdict(self.meta)) if not t["shadowed"]]
+
+    def get_source(self, name: str) -> str:
+        """The text of template ``name`` (the first match on the search path)."""
+        from glmx.errors import GlmxError
+
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise GlmxError(f"template name '{name}' must be a relative path inside the search path")
+        for d in self.search_path:
+            path = Path(d) / name
+            if path.is_file():
+                return path.read_text(encoding="utf-8")
+        raise GlmxError(f"template '{name}' not found on the search path {self.search_path}")
+
+    def render(self, name: str, **vars: Any) -> str:
+        """Template ``name`` rendered with ``vars``."""
+        from glmx.config import render
+
+        return render(self.get_source(name), self.search_path, **vars)
+
+    def load(self, name: str, **vars: Any) -> Graph:
+        """Template ``name`` rendered and parsed into a node graph."""
+        from glmx.config import load
+
+        return load(self.get_source(name), self.search_path, **vars)
 
 
 def _run_entry_point(main: Any) -> Any:

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "meta": ("inspect", "print the project's meta.yaml settings"),
     "targets": ("inspect", "list a config's targets"),
     "tlist": ("inspect", "list the templates on the search path"),
+    "templates": ("inspect", "list the templates on the search path (as tlist)"),
     "trefs": ("inspect", "show the template inheritance tree"),
     "graph": ("inspect", "print a config's node graph (yaml or python)"),
     "code": ("inspect", "print standalone Python that builds a target"),

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
             action="store_true",
             help="show the translated template with line numbers",
         )
-    if command == "trefs":
+    if command in ("trefs", "tlist", "templates"):
         parser.add_argument(
             "--format", choices=["text", "md", "json"], default="text", help="output format"
         )
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         parser.add_argument(
             "--call", action="store_true", help="call the built object with no arguments"
         )
-    if command not in ("ls", "meta", "tlist", "index"):
+    if command not in ("ls", "meta", "tlist", "templates", "index"):
         parser.add_argument(
             "vars",
             nargs="*",
@@ -211,10 +211,28 @@ def _config_file(meta: dict[str, Any], name: str) -> Path | None:
     return None
 
 
+def _hydra_tree_dir(config: str | None, project_dir: str) -> str | None:
+    """``<project>/configs`` when ``config`` names a Hydra primary config there and the project
+    has no ``meta.yaml`` (``glmx -t train.yaml pp`` from a Hydra project's root)."""
+    if config is None or (Path(project_dir) / "meta.yaml").exists():
+        return None
+    from glmx.hydra.compose import is_hydra_tree
+
+    name = config if config.endswith((".yaml", ".yml")) else config + ".yaml"
+    tree = Path(project_dir) / "configs"
+    if not (Path(project_dir) / name).is_file() and is_hydra_tree(tree / name):
+        return str(tree)
+    return None
+
+
 def _pp(args: argparse.Namespace) -> int:
     if not args.debug:
         from glmx.project import Project
 
+        tree = _hydra_tree_dir(args.config, args.project_dir)
+        if tree is not None:  # compose the Hydra tree; NAME=VALUE items are overrides
+            print(Project(args.config, tree, overrides=list(args.vars)).pp(), end="")
+            return 0
         print(Project(args.config, args.project_dir, **_template_vars(args.vars)).pp(), end="")
         return 0
     from glmx.config import preprocess
@@ -289,10 +307,14 @@ def _run(args: argparse.Namespace, command: str) -> int:
                     f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else ('' if v is None else v)}"
                 )
         return 0
-    if command == "tlist":
+    if command in ("tlist", "templates"):
         rows = _templates(load_meta(args.project_dir))
         if args.format == "json":
             print_table(rows, "json")
+        elif args.format == "md":
+            print("| template | file | shadowed |\n|---|---|---|")
+            for r in rows:
+                print(f"| `{r['template']}` | `{r['file']}` | {'yes' if r['shadowed'] else ''} |")
         else:
             for r in rows:
                 print(f"{r['template']}  {r['file']}{'  (shadowed)' if r['shadowed'] else ''}")
