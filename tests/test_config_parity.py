@@ -4,10 +4,12 @@ hydra-core 1.3 on the same tree."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,92 @@ def test_eval_errors_are_one_line(tmp_path: Path, full: str | None) -> None:
         assert "Traceback" not in out.stderr
         assert "glmx.eval: error: CheckpointError: ckpt_path '/nonexistent/ckpt'" in out.stderr
         assert "HYDRA_FULL_ERROR=1" in out.stderr
+
+
+# --- commands and options of the template CLI --------------------------------------------------
+
+
+def _glmx(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "glmx.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def _ok(*args: str, cwd: Path, env: dict | None = None) -> str:
+    r = _glmx(*args, cwd=cwd, env=env)
+    assert r.returncode == 0, f"glmx {' '.join(args)}:\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def test_workspace_search_path_copy_config_templates_md_and_environment(tmp_path: Path) -> None:
+    extra = _write(tmp_path / "extra", {"shared.yaml": "shared: {{ n | default(1) }}\n"})
+    _ok("ws", "create", "ws", "--search-path", str(extra), cwd=tmp_path)
+    ws = tmp_path / "ws"
+    _ok("project", "create", "p", "--copy-config", str(extra / "shared.yaml"), cwd=ws)
+    proj = ws / "p"
+    assert (proj / "configs" / "shared.yaml").read_text() == (extra / "shared.yaml").read_text()
+    assert _ok("pp", cwd=proj) == "shared: 1\n"  # the copied config is the default
+    md = _ok("templates", "--format", "md", cwd=proj)
+    assert md.startswith("| template | file | shadowed |\n|---|---|---|\n")
+    assert f"| `shared.yaml` | `{extra / 'shared.yaml'}` |" in md  # from --search-path
+    assert "| `configs/shared.yaml` |" in md
+    assert _ok("tlist", "--format", "md", cwd=proj) == md
+    bad = _glmx("ws", "create", "ws2", "--search-path", str(tmp_path / "nope"), cwd=tmp_path)
+    assert bad.returncode == 2 and "--search-path" in bad.stderr and "Traceback" not in bad.stderr
+
+    from glmx.project import Project
+
+    env = Project(None, proj).environment
+    assert str(extra) in env.search_path
+    assert {"shared.yaml", "configs/shared.yaml", "configs/tiny_cpu.yaml"} <= set(
+        env.list_templates()
+    )
+    assert env.render("shared.yaml", n=3) == "shared: 3\n"
+    assert "main" in env.load("configs/tiny_cpu.yaml").targets
+    with pytest.raises(glmx.GlmxError, match="'nope.yaml' not found"):
+        env.get_source("nope.yaml")
+
+
+def test_pp_from_a_hydra_project_root_composes(tmp_path: Path) -> None:
+    _ok("project", "create", "hp", "--hydra", cwd=tmp_path)
+    out = _ok("-t", "train.yaml", "pp", "trainer.max_steps=7", cwd=tmp_path / "hp")
+    assert "defaults:" not in out  # composed, not the raw file
+    assert "max_steps: 7" in out and "_target_: glmx.trainer.Trainer" in out
+
+
+def _log(run: Path) -> Path:
+    run.mkdir(parents=True)
+    recs = [{"timestamp": 1.0 + s, "global_step": s, "train/loss": 3.0 / s} for s in range(1, 9)]
+    (run / "trainer_logs.json").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return run
+
+
+def test_logs_summary_output_and_plot_open(tmp_path: Path) -> None:
+    run = _log(tmp_path / "run")
+    out = _ok("logs", "summary", str(run), "--format", "md", "-o", "s.md", cwd=tmp_path)
+    assert out.strip() == "wrote s.md"
+    assert (
+        "train/loss" in (tmp_path / "s.md").read_text()
+        or "0.375" in (tmp_path / "s.md").read_text()
+    )
+    # the opener is a command the test controls: it records the file it was asked to open
+    marker = tmp_path / "opened.txt"
+    opener = f"{sys.executable} -c \"import sys; open({str(marker)!r}, 'w').write(sys.argv[1])\""
+    out = _ok(
+        "logs", "plot", str(run), "-o", "p.png", "-e", cwd=tmp_path, env={"GLMX_OPENER": opener}
+    )
+    assert "opened" in out
+    for _ in range(100):
+        if marker.exists() and marker.read_text():
+            break
+        time.sleep(0.1)
+    assert marker.read_text() == "p.png" and (tmp_path / "p.png").stat().st_size > 0
+    bad = _glmx(
+        "logs", "plot", str(run), "-o", "q.png", "-e", cwd=tmp_path, env={"GLMX_OPENER": "no-such"}
+    )
+    assert bad.returncode == 2 and "'no-such' not found" in bad.stderr
