@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 from cli_helpers import glmx
@@ -37,49 +36,50 @@ def test_empty_directory_composes_the_shipped_tree(tmp_path, monkeypatch):
     assert "provider=main" not in r.stdout  # no ./configs here
 
 
-def _user_tree(root: Path, task_name: str) -> Path:
+def _user_tree(root: Path, task_name: str, primary: bool = False) -> Path:
     exp = root / "experiment"
     exp.mkdir(parents=True)
-    (exp / "gpn_tiny_cpu.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            # @package _global_
-            defaults:
-              - override /model: gpn_tiny
-            task_name: {task_name}
-            """
+    (exp / "gpn_tiny_cpu.yaml").write_text(f"# @package _global_\ntask_name: {task_name}\n")
+    if primary:
+        (root / "train.yaml").write_text(
+            "defaults:\n  - _self_\n  - experiment: null\ntask_name: base\n"
         )
-    )
     return root
 
 
-def test_user_configs_cp_and_cd_shadow_the_shipped_ones(tmp_path):
-    _user_tree(tmp_path / "configs", "from_cwd")
-    # ./configs has no train.yaml: the primary config still comes from the shipped tree
+def test_cd_dirs_shadow_the_shipped_tree(tmp_path):
+    cd_dir = _user_tree(tmp_path / "extra", "from_cd")
+    r = _train("--cfg", "job", "-cd", str(cd_dir), "experiment=gpn_tiny_cpu", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "task_name: from_cd" in r.stdout
+    assert "gradient_clip_val" in r.stdout  # the rest comes from the shipped tree
+
+
+def test_a_project_tree_replaces_the_shipped_one(tmp_path):
+    # as in Hydra, ./configs (or -cp) is the tree: shipped configs do not leak into its groups
+    _user_tree(tmp_path / "configs", "from_cwd", primary=True)
     r = _train("--cfg", "job", "experiment=gpn_tiny_cpu", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "task_name: from_cwd" in r.stdout
-
-    cd_dir = _user_tree(tmp_path / "extra", "from_cd")
-    r = _train("--cfg", "job", "-cd", str(cd_dir), "experiment=gpn_tiny_cpu", cwd=tmp_path)
-    assert "task_name: from_cwd" in r.stdout, "the primary dir comes before -cd dirs"
+    assert "gradient_clip_val" not in r.stdout
+    r = _train("--cfg", "job", "experiment=tiny_cpu", cwd=tmp_path)
+    assert r.returncode != 0 and "tiny_cpu" in r.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = _train("--cfg", "job", "-cd", str(cd_dir), "experiment=gpn_tiny_cpu", cwd=empty)
+    cp = str(tmp_path / "configs")
+    r = _train("--cfg", "job", "-cp", cp, "experiment=gpn_tiny_cpu", cwd=empty)
     assert r.returncode == 0, r.stderr
-    assert "task_name: from_cd" in r.stdout
-
-    r = _train(
-        "--cfg", "job", "-cp", str(tmp_path / "configs"), "experiment=gpn_tiny_cpu", cwd=empty
-    )
     assert "task_name: from_cwd" in r.stdout
 
 
-def test_search_path_order(tmp_path):
+def test_search_path_order(tmp_path, monkeypatch):
     (tmp_path / "c").mkdir()
     (tmp_path / "d").mkdir()
-    providers = [p for p, _ in search_path(tmp_path / "c", [str(tmp_path / "d")])]
-    assert providers == ["main", "command-line", "glmx-configs", "glmx"]
+    monkeypatch.chdir(tmp_path)
+    with_main = [p for p, _ in search_path(tmp_path / "c", [str(tmp_path / "d")])]
+    assert with_main == ["main", "glmx", "command-line"]
+    without = [p for p, _ in search_path("configs", [str(tmp_path / "d")])]
+    assert without == ["command-line", "glmx-configs", "glmx"]
 
 
 def test_missing_explicit_config_path_is_an_error(tmp_path):

@@ -19,7 +19,7 @@ from glmx import _config as _native
 #: Where glmx ships config groups (``hydra/*``) that users' trees may name.
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 #: The primary config directory when none is given: ``./configs`` if it exists, else the
-#: shipped tree alone (so ``python -m glmx.train experiment=...`` works in an empty directory).
+#: shipped tree (so ``python -m glmx.train experiment=...`` works in an empty directory).
 DEFAULT_CONFIG_DIR = "configs"
 
 
@@ -101,25 +101,23 @@ def resolvers() -> dict[str, Callable[..., Any]]:
 def search_path(
     config_dir: str | os.PathLike[str] | None, extra: Iterable[str] = ()
 ) -> list[tuple[str, str]]:
-    """The config search path, first match wins: the primary dir (``./configs`` or ``-cp``),
-    ``extra`` dirs (``-cd``/``--config-dir``), ``GLMX_CONFIG_PATH`` dirs, the experiment tree
-    glmx ships, then glmx's ``hydra/*`` groups. A user's file shadows a shipped one of the same
-    name; ``python -m glmx.train --info searchpath`` prints the order."""
-    out: list[tuple[str, str]] = []
+    """The config search path, first match wins.
+
+    With a primary dir (``./configs`` or ``-cp``), as Hydra: that dir, glmx's ``hydra/*``
+    groups, ``GLMX_CONFIG_PATH`` dirs, then ``extra`` (``-cd``/``--config-dir``); the tree glmx
+    ships is not on it, so a project sees only its own configs. Without one, the shipped tree
+    stands in for it, after ``extra`` and ``GLMX_CONFIG_PATH`` dirs so that their files shadow
+    the shipped ones. ``python -m glmx.train --info searchpath`` prints the order."""
     config_dir = primary_dir(config_dir)
-    if config_dir is not None:
-        out.append(("main", str(Path(config_dir).resolve())))
-    for d in extra:
-        out.append(("command-line", str(Path(d).resolve())))
+    added = [("command-line", str(Path(d).resolve())) for d in extra]
     env = os.environ.get("GLMX_CONFIG_PATH", "")
-    for d in env.split(os.pathsep):
-        if d:
-            out.append(("env", str(Path(d).resolve())))
+    env_dirs = [("env", str(Path(d).resolve())) for d in env.split(os.pathsep) if d]
+    package = ("glmx", str(PACKAGE_CONFIGS))
+    if config_dir is not None:
+        return [("main", str(Path(config_dir).resolve())), package, *env_dirs, *added]
     shipped = shipped_configs()
-    if shipped is not None and all(Path(d) != shipped for _, d in out):
-        out.append(("glmx-configs", str(shipped)))
-    out.append(("glmx", str(PACKAGE_CONFIGS)))
-    return out
+    primary = [("glmx-configs", str(shipped))] if shipped is not None else []
+    return [*added, *env_dirs, *primary, package]
 
 
 def compose_raw(
