@@ -33,7 +33,14 @@ PACKAGE = ROOT / "python" / "glmx"
 # The shipped copy of configs/ inside the package (generated; gitignored).
 SHIPPED_CONFIGS = PACKAGE / "_configs"
 # Paths an sdist needs beyond what maturin packs for glmx._glmx's crate graph.
-SDIST_EXTRA = ("src/glmx-config-py", "configs", "tools", "Cargo.toml", "Cargo.lock")
+SDIST_EXTRA = (
+    "src/glmx-config",
+    "src/glmx-config-py",
+    "configs",
+    "tools",
+    "Cargo.toml",
+    "Cargo.lock",
+)
 
 
 def _find_maturin_binary() -> None:
@@ -123,8 +130,8 @@ def build_editable(
 def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:
     """maturin's sdist plus the config-engine crate, configs/ and this backend.
 
-    maturin packs the crates that glmx._glmx depends on; glmx-config-py is not among them, so
-    it (and the workspace manifest that lists it) is added here."""
+    maturin packs the crates that glmx._glmx depends on; the config engine and its bindings
+    are not among them, so they (and the workspace manifest that lists them) are added here."""
     name = maturin.build_sdist(sdist_directory, config_settings)
     path = Path(sdist_directory) / name
     with tempfile.TemporaryDirectory() as tmp:
