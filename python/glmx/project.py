@@ -154,7 +154,9 @@ class Environment:
         from glmx.errors import GlmxError
 
         if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise GlmxError(f"template name '{name}' must be a relative path inside the search path")
+            raise GlmxError(
+                f"template name '{name}' must be a relative path inside the search path"
+            )
         for d in self.search_path:
             path = Path(d) / name
             if path.is_file():
