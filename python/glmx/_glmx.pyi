@@ -8,7 +8,7 @@ them). Checked against the built extension with
 import os
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Protocol, TypeAlias, TypedDict, final, type_check_only
+from typing import TypeAlias, TypedDict, final, type_check_only
 
 import torch
 from typing_extensions import Buffer, Self
@@ -28,7 +28,6 @@ __all__ = [
     "drain_logs",
     "dropped_log_records",
     "_testing",
-    "fit_loop",
 ]
 
 __version__: str
@@ -224,33 +223,6 @@ class NativeDnaLoader:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         """Next batch: ``input_ids``, ``labels``, ``loss_weight``, ``sample_index``."""
-
-# --- training loop -----------------------------------------------------------------------------
-
-@type_check_only
-class _FitHooks(Protocol):
-    """What ``fit_loop`` calls (``glmx.trainer._loop.FitLoopHooks``); truthy returns stop."""
-
-    def start_epoch(self, step: int, epoch: int, batch_idx: int, /) -> object: ...
-    def forward(self, step: int, epoch: int, batch_idx: int, /) -> object: ...
-    def unscale_gradients(self) -> object: ...
-    def optimizer_step(
-        self, step: int, epoch: int, batch_idx: int, grad_norm: float | None, /
-    ) -> object: ...
-    def end_batch(
-        self, step: int, epoch: int, batch_idx: int, loss: torch.Tensor | None, stepped: bool, /
-    ) -> object: ...
-    def end_epoch(self, step: int, epoch: int, batch_idx: int, /) -> object: ...
-
-def fit_loop(
-    hooks: _FitHooks,
-    params: Sequence[torch.Tensor],
-    config: dict[str, Any],
-    state: tuple[int, int, int],
-    end_of_epoch: object,
-) -> tuple[int, int, int]:
-    """Runs the training loop from ``state`` ``(global_step, epoch, batch_idx)``; returns the
-    state reached. ``hooks.forward`` returns a loss tensor, None to skip, or ``end_of_epoch``."""
 
 class NativeImageLoader:
     """Native image batch stream of one rank; use ``glmx.data.ImageFolderLoader``."""

@@ -62,6 +62,12 @@ class FitLoop:
         self._resume: dict[str, Any] | None = None
         self._epoch_start: dict[str, Any] = {}
         self._window = (time.perf_counter(), 0, 0, 0)  # start, steps, batches, tokens
+        self._on_batch_start: list[Any] = []
+        self._on_batch_end: list[Any] = []
+        self._on_after_backward: list[Any] = []
+        self._on_before_optimizer_step: list[Any] = []
+        self._module_hooks: dict[str, Any] = {}
+        self._amp = False
 
     # -- limits and stopping rules -------------------------------------------------------------
     @property
@@ -241,7 +247,24 @@ class FitLoop:
         self.current_epoch = self.epoch
         t._metrics_train.stage = "train_epoch"
         t._call("on_train_epoch_start")
+        self._bind_hooks()
         return iterator
+
+    def _bind_hooks(self) -> None:
+        """The per-batch hooks, looked up once per epoch (hooks left at the base class' no-op
+        are not called at all: per-step overhead stays small)."""
+        t = self.trainer
+        module = t.lightning_module
+        self._on_batch_start = t._hooks_for("on_train_batch_start")
+        self._on_batch_end = t._hooks_for("on_train_batch_end")
+        self._on_after_backward = t._hooks_for("on_after_backward")
+        self._on_before_optimizer_step = t._hooks_for("on_before_optimizer_step")
+        self._module_hooks = {
+            name: getattr(module, name)
+            for name in ("on_before_backward", "on_before_zero_grad")
+            if module is not None and _overrides(module, name)
+        }
+        self._amp = t.precision not in ("32-true", "32", 32)
 
     def _run_epoch(self) -> None:
         t = self.trainer
@@ -276,8 +299,12 @@ class FitLoop:
         metrics.step = self.global_step + 1
         start, steps, batches, tokens = self._window
         self._window = (start, steps, batches + 1, tokens + tokens_of(batch))
-        t._call("on_train_batch_start", batch, batch_idx)
-        with t._autocast():
+        for fn in self._on_batch_start:
+            fn(batch, batch_idx)
+        if self._amp:
+            with t._autocast():
+                out = self.step_runner(batch, batch_idx)
+        else:
             out = self.step_runner(batch, batch_idx)
         loss = out.get("loss") if isinstance(out, dict) else out
         if loss is not None:
@@ -292,10 +319,11 @@ class FitLoop:
         if is_last:
             self.epoch_exhausted = True
         metrics.step = self.global_step
-        t._call("on_train_batch_end", out, batch, batch_idx)
+        for fn in self._on_batch_end:
+            fn(out, batch, batch_idx)
         if stepped and t.is_log_step(self.global_step):
             self._log_step(batch)
-        if self._should_validate(is_last):
+        if self.val_check_batch is not None and self._should_validate(is_last):
             self.validate()
 
     def _backward(self, loss: Any) -> None:
@@ -305,9 +333,12 @@ class FitLoop:
                 "training_step must return a scalar loss tensor, a dict with 'loss', or None; "
                 f"got {type(loss).__name__} at step {self.global_step}"
             )
-        t._call_module("on_before_backward", loss)
+        hook = self._module_hooks.get("on_before_backward")
+        if hook is not None:
+            hook(loss)
+        detached = loss.detach()
         if t.detect_nonfinite_loss:
-            value = float(loss.detach())
+            value = float(detached)
             if not math.isfinite(value):
                 shown = "NaN" if math.isnan(value) else str(value)
                 raise TrainError(
@@ -320,17 +351,18 @@ class FitLoop:
         if self.scaler is not None:
             scaled = self.scaler.scale(scaled)
         scaled.backward()
-        t._call("on_after_backward")
+        for fn in self._on_after_backward:
+            fn()
         self._pending += 1
-        self.last_loss = loss.detach()
-        t._metrics_train.progress_bar["loss"] = self.last_loss
+        self.last_loss = detached
+        t._metrics_train.progress_bar["loss"] = detached
 
     def _optimizer_step(self) -> None:
         # Lightning's order: unscale, `on_before_optimizer_step` (gradients as they will be
         # clipped), clipping, the step, `on_before_zero_grad`, zero_grad, step schedulers.
         t = self.trainer
         scaler = self.scaler
-        hooks = t._hooks_for("on_before_optimizer_step")
+        hooks = self._on_before_optimizer_step
         if scaler is not None or hooks:
             for opt in t.optimizers:
                 if scaler is not None:
@@ -349,13 +381,16 @@ class FitLoop:
                 scaler.step(opt)
             else:
                 opt.step()
-            t._call_module("on_before_zero_grad", opt)
+            zero_grad_hook = self._module_hooks.get("on_before_zero_grad")
+            if zero_grad_hook is not None:
+                zero_grad_hook(opt)
             opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.update()
         self.global_step += 1
         self._pending = 0
-        t._step_schedulers("step")
+        if t.lr_scheduler_configs:
+            t._step_schedulers("step")
         start, steps, batches, tokens = self._window
         self._window = (start, steps + 1, batches, tokens)
 

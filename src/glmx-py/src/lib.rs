@@ -11,7 +11,6 @@ mod gil;
 mod image;
 mod tensor;
 mod testing;
-mod train;
 
 use pyo3::prelude::*;
 
@@ -25,7 +24,6 @@ fn _glmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     glmx_pylog::register(m)?;
     image::register(m)?;
     testing::register(m)?;
-    train::register(m)?;
     Ok(())
 }
 
