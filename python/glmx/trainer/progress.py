@@ -152,7 +152,7 @@ class ProgressBar(_callbacks.ProgressBar):
         from IPython.display import Pretty, display
 
         if self._widgets is None and importlib.util.find_spec("ipywidgets") is not None:
-            import ipywidgets as w
+            import ipywidgets as w  # type: ignore[import-untyped]
 
             bar = w.IntProgress(min=0, max=1, description="Training")
             label = w.HTML()

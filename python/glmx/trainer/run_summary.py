@@ -76,7 +76,8 @@ class RunSummary(Callback):
             if cb.best_model_path:
                 score = ""
                 try:
-                    value = cb.manager.manifest(cb.best_model_path)["metrics"].get(cb.monitor)
+                    manager: Any = cb.manager
+                    value = manager.manifest(cb.best_model_path)["metrics"].get(cb.monitor)
                     score = f" ({cb.monitor}={value:.6g})" if value is not None else ""
                 except Exception:  # noqa: BLE001 - the score is a nicety; the path is the fact
                     score = ""
