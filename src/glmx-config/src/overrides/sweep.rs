@@ -269,7 +269,7 @@ mod tests {
             .collect();
         let e = expand_sweeps(&ovs, &|_| vec![]).unwrap_err().to_string();
         assert!(
-            e.contains("100000 jobs") && e.contains("GLMX_MAX_SWEEP_JOBS"),
+            e.contains("10000000000 jobs") && e.contains("GLMX_MAX_SWEEP_JOBS"),
             "{e}"
         );
         let e = expand_sweeps_limited(&ovs, &|_| vec![], 1_000_000).unwrap_err();
