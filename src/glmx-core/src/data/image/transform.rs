@@ -51,7 +51,7 @@ impl ImageSpec {
         }
         let (s0, s1) = self.scale;
         let (r0, r1) = self.ratio;
-        if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0) || !(r0 > 0.0 && r0 <= r1) {
+        if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0 && r0 > 0.0 && r0 <= r1) {
             return bad(format!(
                 "random resized crop needs 0 < scale_min <= scale_max <= 1 and 0 < ratio_min <= ratio_max, got scale={:?} ratio={:?}",
                 self.scale, self.ratio
@@ -63,7 +63,7 @@ impl ImageSpec {
                 self.hflip_prob
             ));
         }
-        if self.std.iter().any(|s| !(*s > 0.0)) {
+        if self.std.iter().any(|s| s.is_nan() || *s <= 0.0) {
             return bad(format!("std must be > 0, got {:?}", self.std));
         }
         Ok(())
