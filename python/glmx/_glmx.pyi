@@ -224,6 +224,7 @@ class NativeDnaLoader:
     def __next__(self) -> dict[str, torch.Tensor]:
         """Next batch: ``input_ids``, ``labels``, ``loss_weight``, ``sample_index``."""
 
+@final
 class NativeImageLoader:
     """Native image batch stream of one rank; use ``glmx.data.ImageFolderLoader``."""
 
