@@ -123,6 +123,6 @@ class ModelSummary(Callback):
         if trainer.global_rank != 0 or trainer.fast_dev_run:
             return
         self.text = format_summary(summarize(pl_module, self.max_depth))
-        from glmx.trainer.progress import write_line
+        from glmx.trainer._console import write_line
 
         write_line("\n" + self.text)

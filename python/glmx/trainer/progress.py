@@ -14,21 +14,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from glmx.trainer import callbacks as _callbacks
+from glmx.trainer._console import ACTIVE as _ACTIVE
+from glmx.trainer._console import write_line  # noqa: F401  (re-exported: print above the bar)
 
 if TYPE_CHECKING:
     from glmx.trainer.module import Module
     from glmx.trainer.trainer import Trainer
-
-_ACTIVE: list[ProgressBar] = []  # the bar now drawn in the terminal, if any
-
-
-def write_line(text: str) -> None:
-    """Print ``text`` on stderr above the active bar (or plainly when there is none)."""
-    bar = _ACTIVE[-1] if _ACTIVE else None
-    if bar is not None:
-        bar._print_above(text)
-    else:
-        print(text, file=sys.stderr, flush=True)
 
 
 def _fmt_time(seconds: float) -> str:

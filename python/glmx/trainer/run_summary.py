@@ -59,7 +59,7 @@ class RunSummary(Callback):
 
     def _emit(self, lines: list[str]) -> None:
         self.lines.extend(lines)
-        from glmx.trainer.progress import write_line
+        from glmx.trainer._console import write_line
 
         for line in lines:
             write_line(line)
