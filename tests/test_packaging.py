@@ -6,6 +6,7 @@ The wheel itself (built, installed in a fresh venv, run from an empty directory)
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,20 @@ def test_native_core_loads_before_torch_is_imported():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_entry_point_errors_are_one_line_unless_full_error_is_set(tmp_path):
+    r = _train("experiment=does_not_exist", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "does_not_exist" in r.stderr and "HYDRA_FULL_ERROR=1" in r.stderr
+    for var in ("HYDRA_FULL_ERROR", "GLMX_FULL_ERROR"):
+        full = subprocess.run(
+            [sys.executable, "-m", "glmx.train", "experiment=does_not_exist"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, var: "1"},
+            timeout=120,
+        )
+        assert full.returncode != 0 and "Traceback" in full.stderr, var

@@ -186,20 +186,31 @@ def main(argv: Sequence[str] | None = None, task: Any = train, config_name: str 
     return run(task, args, config_path="configs", config_name=config_name, job_name=config_name)
 
 
-def _console_main() -> None:
-    """``python -m glmx.train``: a glmx error (a config mistake, a metric that was never
-    logged) is one line on stderr and exit code 2, as for the ``glmx`` CLI."""
+#: Set either to a non-empty value other than 0 for a full traceback instead of one line.
+FULL_ERROR_ENV = ("HYDRA_FULL_ERROR", "GLMX_FULL_ERROR")
+
+
+def run_console(entry: Any, prog: str) -> None:
+    """Runs ``entry()`` as the ``python -m PROG`` command: a glmx error (a config mistake, a
+    metric that was never logged) is one line on stderr plus Hydra's hint and exit code 2;
+    ``HYDRA_FULL_ERROR=1`` or ``GLMX_FULL_ERROR=1`` re-raises it with the full traceback."""
     from glmx.errors import GlmxError
 
     try:
-        main()
+        entry()
     except GlmxError as err:
-        print(f"glmx.train: error: {type(err).__name__}: {err}", file=sys.stderr)
+        if any(os.environ.get(v, "") not in ("", "0") for v in FULL_ERROR_ENV):
+            raise
+        print(f"{prog}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        print(
+            "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",
+            file=sys.stderr,
+        )
         sys.exit(2)
     except KeyboardInterrupt:
-        print("glmx.train: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
 
 
 if __name__ == "__main__":
-    _console_main()
+    run_console(main, "glmx.train")
