@@ -117,7 +117,7 @@ def _done_when(tmp_path: Path, db_url: str | None) -> None:
                 file_pts = _file_points(Path(r["run_dir"]))
                 assert losses == {s: v for (k, s), v in file_pts.items() if k == "train/loss"}
                 logs = api.get(f"/api/v1/runs/{r['id']}/logs", params={"tail": 1000}).json()
-                assert any("step 24/24" in x["line"] for x in logs["lines"])
+                assert any("24/24" in x["line"] for x in logs["lines"])  # the progress line
                 ckpts = api.get(f"/api/v1/runs/{r['id']}/checkpoints").json()["checkpoints"]
                 assert ckpts and ckpts[-1]["complete"]
                 name = ckpts[-1]["name"]
