@@ -280,9 +280,8 @@ def test_external_run_reports_with_the_callback(tmp_path):
             "experiment=tiny_cpu",
             "test=false",
             f"hydra.run.dir={run_dir}",
-            "+callbacks.platform._target_=glmx.platform.PlatformReporter",
-            f"+callbacks.platform.url={srv.url}",
-            "+callbacks.platform.flush_s=0.2",
+            f"platform.url={srv.url}",
+            "+platform.flush_s=0.2",
         ]
         r = subprocess.run(
             cmd, env=env(), capture_output=True, text=True, timeout=240, cwd=tmp_path

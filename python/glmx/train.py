@@ -96,6 +96,12 @@ def train(cfg: Mapping[str, Any]) -> float | None:
     datamodule = instantiate(cfg["data"])
     model = instantiate(cfg["model"])
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    platform = dict(cfg.get("platform") or {})
+    if platform.get("url"):
+        # `platform.url=...`: a run started outside the platform shows up on its dashboard
+        from glmx.platform import PlatformReporter
+
+        callbacks.append(PlatformReporter(**platform))
     tracker = None
     if cfg.get("track", True):
         from glmx.tracking import ExperimentTracker

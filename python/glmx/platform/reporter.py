@@ -1,9 +1,7 @@
 """``PlatformReporter``: a training started outside the platform (a SLURM job, a laptop run)
 shows up on the platform's dashboard with its metrics, logs-free, and its final state.
 
-    python -m glmx.train experiment=tiny_cpu \\
-        +callbacks.platform._target_=glmx.platform.PlatformReporter \\
-        +callbacks.platform.url=http://127.0.0.1:8000
+    python -m glmx.train experiment=tiny_cpu platform.url=http://127.0.0.1:8000
 
 The token comes from ``token=`` or ``$GLMX_PLATFORM_TOKEN``. Network trouble never stops the
 training: points wait in memory (up to ``max_buffer``) and are sent when the server answers.
