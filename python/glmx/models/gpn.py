@@ -122,7 +122,34 @@ def weighted_mlm_loss(
     return (ce * w).sum() / w.sum().clamp_min(1e-12)
 
 
-class GPNModule(Module):
+class MaskedLMModule(Module):
+    """What the DNA masked-LM modules share: ``train/val/test`` loss logging around the
+    subclass's ``_loss(batch)`` and AdamW (no decay on norms and biases) with linear warmup to a
+    constant LR, from the ``lr``, ``weight_decay``, ``warmup_steps`` and ``betas`` hparams."""
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.log("val/loss", self._loss(batch), prog_bar=True)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.log("test/loss", self._loss(batch))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        groups = param_groups_no_decay(self.model, hp.weight_decay)
+        opt = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), eps=1e-8)
+        sched = constant_with_warmup(opt, hp.warmup_steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class GPNModule(MaskedLMModule):
     """GPN as a trainable module: weighted MLM loss, AdamW without decay on norms, warmup."""
 
     def __init__(
@@ -145,24 +172,6 @@ class GPNModule(Module):
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return weighted_mlm_loss(self(batch["input_ids"]), batch["labels"], batch["loss_weight"])
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.log("val/loss", self._loss(batch), prog_bar=True)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.log("test/loss", self._loss(batch))
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        groups = param_groups_no_decay(self.model, hp.weight_decay)
-        opt = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), eps=1e-8)
-        sched = constant_with_warmup(opt, hp.warmup_steps)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 # Hugging Face layout of the released GPN models (GPNForMaskedLM, embedding="embedding",

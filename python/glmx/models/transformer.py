@@ -17,9 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from glmx.models.gpn import weighted_mlm_loss
-from glmx.trainer.module import Module
-from glmx.trainer.optim import constant_with_warmup, param_groups_no_decay
+from glmx.models.gpn import MaskedLMModule, weighted_mlm_loss
 
 
 @dataclass
@@ -223,7 +221,7 @@ class TransformerMLM(nn.Module):
         return self.head(self.hidden_states(input_ids, attention_mask))
 
 
-class DnaTransformer(Module):
+class DnaTransformer(MaskedLMModule):
     """The transformer MLM as a trainable module: weighted MLM loss, AdamW without decay on
     norms and embeddings' padding row, constant LR after warmup (as :class:`GPNModule`)."""
 
@@ -257,24 +255,6 @@ class DnaTransformer(Module):
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = self(batch["input_ids"], batch.get("attention_mask"))
         return weighted_mlm_loss(logits, batch["labels"], batch["loss_weight"])
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.log("val/loss", self._loss(batch), prog_bar=True)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.log("test/loss", self._loss(batch))
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        groups = param_groups_no_decay(self.model, hp.weight_decay)
-        opt = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), eps=1e-8)
-        sched = constant_with_warmup(opt, hp.warmup_steps)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 __all__ = [
