@@ -45,6 +45,10 @@ class FitLoop:
         self.batch_idx = 0  # next batch of that epoch
         self.total_batch_idx = 0  # batches run in this fit, across epochs
         self.epoch_exhausted = False
+        # How much of the last batch's work is done, for a checkpoint taken now: "batch" (its
+        # `on_train_batch_end` hooks ran; a due validation and the epoch end are still to
+        # come), "validation" (only the epoch end may be left), "epoch" (nothing is left).
+        self.done_through = "epoch"
         self.should_stop = False
         self.sanity_checking = False
         self.validated = False  # a real (not sanity) validation has run in this fit
@@ -91,8 +95,16 @@ class FitLoop:
         )
 
     def position(self) -> tuple[int, int]:
-        """``(epoch, batch_idx)`` a resumed run continues from."""
-        return (self.epoch + 1, 0) if self.epoch_exhausted else (self.epoch, self.batch_idx)
+        """``(epoch, batch_idx)`` a resumed run continues from.
+
+        A checkpoint taken at the last batch before the epoch end ran (``on_train_batch_end``,
+        ``on_validation_end``) resumes at the end of that epoch and runs what was left, so the
+        resumed run validates, steps epoch schedulers and draws the next epoch's order exactly
+        as the uninterrupted one does.
+        """
+        if self.epoch_exhausted and self.done_through == "epoch":
+            return (self.epoch + 1, 0)
+        return (self.epoch, self.batch_idx)
 
     # -- set-up --------------------------------------------------------------------------------
     def setup_data(self, train_loader: Any, val_loaders: list[Any]) -> None:
@@ -124,7 +136,7 @@ class FitLoop:
         """Everything ``Trainer.fit`` does, in Lightning's order."""
         t = self.trainer
         self.should_stop = self.validated = self.epoch_exhausted = False
-        self._pending, self._resume = 0, None
+        self._pending, self._resume, self.done_through = 0, None, "epoch"
         if t.seed is not None:
             from glmx.trainer.seed import seed_everything
 
@@ -239,11 +251,21 @@ class FitLoop:
         iterator = iter(loader)
         for _ in range(skip):
             next(iterator, None)
+        self.epoch_exhausted = False
         if resume is not None:
             self.batch_idx = resume["batch_idx"]
             if resume["batch_idx"] > 0 and resume.get("rng") is not None:
                 set_rng_state(resume["rng"])
-        self.epoch_exhausted = False
+            self.done_through = resume["done_through"]
+            if self.global_step > 0:
+                # The steps before the checkpoint count: an epoch scheduler stepped by the
+                # pending epoch end must not warn that no optimizer step preceded it
+                # (torch's LRScheduler reads this flag of the optimizer).
+                for opt in t.optimizers:
+                    opt._opt_called = True  # type: ignore[attr-defined]
+            self.epoch_exhausted = self.max_batches is not None and (
+                self.batch_idx >= self.max_batches
+            )
         self.current_epoch = self.epoch
         t._metrics_train.stage = "train_epoch"
         t._call("on_train_epoch_start")
@@ -269,6 +291,9 @@ class FitLoop:
     def _run_epoch(self) -> None:
         t = self.trainer
         iterator = self._start_epoch()
+        if self.done_through == "batch":
+            # resumed from a checkpoint taken in `on_train_batch_end`: finish that batch
+            self._after_batch_hooks(self.epoch_exhausted)
         max_batches = self.max_batches
         while not (self.should_stop and self.can_stop_early()):
             if max_batches is not None and self.batch_idx >= max_batches:
@@ -319,12 +344,17 @@ class FitLoop:
         if is_last:
             self.epoch_exhausted = True
         metrics.step = self.global_step
+        self.done_through = "batch"
         for fn in self._on_batch_end:
             fn(out, batch, batch_idx)
         if stepped and t.is_log_step(self.global_step):
             self._log_step(batch)
+        self._after_batch_hooks(is_last)
+
+    def _after_batch_hooks(self, is_last: bool) -> None:
         if self.val_check_batch is not None and self._should_validate(is_last):
             self.validate()
+        self.done_through = "validation"
 
     def _backward(self, loss: Any) -> None:
         t = self.trainer
@@ -432,6 +462,7 @@ class FitLoop:
     def validate(self) -> dict[str, float]:
         """One validation epoch inside training (logged; monitored by callbacks)."""
         self.validated = True
+        self.done_through = "validation"
         return stages.eval_epoch(self.trainer, "validation", self.val_loaders, self.val_limit)
 
     def _end_epoch(self) -> None:
@@ -453,6 +484,7 @@ class FitLoop:
             t.log_metrics_now(values, step=self.global_step)
         if self.epoch_exhausted:
             t._step_schedulers("epoch")
+        self.done_through = "epoch"
         for cb in monitoring:
             cb.on_train_epoch_end(t, module)
         self.current_epoch = self.epoch + 1
@@ -464,7 +496,13 @@ class FitLoop:
         """The loop's part of a checkpoint: counters, position, RNG and sampler states."""
         epoch, batch_idx = self.position()
         state: dict[str, Any] = {
-            "trainer": {"global_step": self.global_step, "epoch": epoch, "batch_idx": batch_idx},
+            "trainer": {
+                "global_step": self.global_step,
+                "epoch": epoch,
+                "batch_idx": batch_idx,
+                "done_through": self.done_through if batch_idx > 0 else "epoch",
+                "total_batch_idx": self.total_batch_idx,
+            },
             "rng": rng_state(),
             "epoch_rng": self._epoch_start.get("rng") or rng_state(),
         }
@@ -484,9 +522,17 @@ class FitLoop:
         self.global_step = int(state["global_step"])
         self.epoch = self.current_epoch = int(state["epoch"])
         batch_idx = int(state["batch_idx"])
+        # the count `val_check_interval` follows when `check_val_every_n_epoch` is None
+        total = state.get("total_batch_idx")
+        if total is None and self.max_batches is not None:
+            total = self.epoch * self.max_batches + batch_idx
+        self.total_batch_idx = int(total or 0)
+        done_through = state.get("done_through", "validation")
         generators = (comps.get("loader_rng") or {}).get("generators")
         self._resume = {
             "batch_idx": batch_idx,
+            # checkpoints written before this field finished their batch's work
+            "done_through": done_through if done_through in _PHASES else "validation",
             "loader_restored": loader_restored,
             "rng": comps.get("rng"),
             "epoch_rng": comps.get("epoch_rng"),
@@ -495,6 +541,9 @@ class FitLoop:
         }
         if "scaler" in comps and self.scaler is not None:
             self.scaler.load_state_dict(comps["scaler"])
+
+
+_PHASES = ("batch", "validation", "epoch")
 
 
 def _overrides(module: Any, hook: str) -> bool:
