@@ -170,16 +170,42 @@ class MLFlowLogger(_loggers.Logger):
             self._client.set_terminated(self.run_id, "FINISHED")
 
 
+def has_wandb_key() -> bool:
+    """Whether wandb would find an API key: ``WANDB_API_KEY``, or an entry for the
+    ``WANDB_BASE_URL`` host (default ``api.wandb.ai``) in ``$NETRC`` / ``~/.netrc`` (where
+    ``wandb login`` stores it)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import netrc
+    from urllib.parse import urlsplit
+
+    host = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").netloc
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        return bool(host) and netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
 class WandbLogger(_loggers.Logger):
-    """Weights & Biases (Lightning's ``WandbLogger``). Offline (files under
-    ``save_dir/wandb``, synced later with ``wandb sync``) when ``offline=True`` or when no
-    ``WANDB_API_KEY`` / ``WANDB_MODE`` is set; online otherwise. ``log_model=True`` adds the
-    best and last checkpoints as an artifact. Needs ``pip install 'glmx[wandb]'``."""
+    """Weights & Biases (Lightning's ``WandbLogger``; ``pip install 'glmx[wandb]'``).
+
+    ``wandb.init`` gets what Lightning passes it: ``name``, ``project`` (else
+    ``WANDB_PROJECT``, else ``lightning_logs``), ``dir`` (``save_dir``, else ``dir``), ``id``
+    (``version``, else ``id``), ``resume="allow"``, ``anonymous``, then ``**kwargs`` (which
+    win). Online unless ``offline=True``, ``WANDB_MODE`` says otherwise, or no API key is
+    found (neither ``WANDB_API_KEY`` nor a ``wandb login`` entry in ``~/.netrc``): then
+    offline, with files under ``<dir>/wandb`` that ``wandb sync`` uploads later, so a cluster
+    node without a key never waits on the network. Metrics are plotted against
+    ``trainer/global_step``; ``log_model=True`` adds the best and last checkpoints as an
+    artifact."""
+
+    LOGGER_JOIN_CHAR = "-"
 
     def __init__(
         self,
         name: str | None = None,
-        save_dir: str | os.PathLike[str] = ".",
+        save_dir: str | os.PathLike[str] | None = ".",
         version: str | None = None,
         offline: bool = False,
         dir: str | os.PathLike[str] | None = None,
@@ -192,31 +218,60 @@ class WandbLogger(_loggers.Logger):
         **kwargs: Any,
     ) -> None:
         require("wandb", "wandb", "WandbLogger")
-        super().__init__(dir or save_dir)
-        if not offline and not os.environ.get("WANDB_API_KEY") and not os.environ.get("WANDB_MODE"):
+        run_dir = os.fspath(save_dir) if save_dir is not None else None
+        run_dir = run_dir or (os.fspath(dir) if dir is not None else None)
+        super().__init__(run_dir)
+        if not offline and not os.environ.get("WANDB_MODE") and not has_wandb_key():
             offline = True  # no key: runs stay on disk (`wandb sync` uploads them later)
-        self.name, self.version, self.offline, self.project = name, id or version, offline, project
-        self.anonymous, self.log_model, self.prefix = anonymous, log_model, prefix
-        self.checkpoint_name, self.kwargs = checkpoint_name, kwargs
+        self.offline, self.log_model, self.prefix = offline, log_model, prefix
+        self.checkpoint_name = checkpoint_name
+        self._wandb_init: dict[str, Any] = {
+            "name": name,
+            "project": project or os.environ.get("WANDB_PROJECT", "lightning_logs"),
+            "dir": run_dir,
+            "id": version or id,
+            "resume": "allow",
+            "anonymous": "allow" if anonymous else None,
+        }
+        self._wandb_init.update(kwargs)
+        self.name, self.project = self._wandb_init["name"], self._wandb_init["project"]
+        self.version = self._wandb_init["id"]
         self._run: Any = None
+
+    def init_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for ``wandb.init``: Lightning's, plus ``mode="offline"``
+        when offline (Lightning sets ``WANDB_MODE=dryrun`` in the environment instead; the
+        keyword keeps it to this run). Online runs get no ``mode``: wandb's own settings
+        (``WANDB_MODE``, ``wandb offline``) still apply, as under Lightning."""
+        kwargs = dict(self._wandb_init)
+        if self.offline:
+            kwargs.setdefault("mode", "offline")
+        return kwargs
 
     @property
     def experiment(self) -> Any:
-        """The ``wandb.Run`` (started on first use)."""
+        """The ``wandb.Run`` (started on first use; an active ``wandb.run`` is reused, as
+        Lightning does)."""
         if self._run is None:
             import wandb
 
-            save_dir = Path(self.save_dir or ".")
-            save_dir.mkdir(parents=True, exist_ok=True)
-            self._run = wandb.init(
-                name=self.name,
-                dir=str(save_dir),
-                id=self.version,
-                project=self.project or "lightning_logs",
-                mode="offline" if self.offline else "online",
-                resume="allow" if self.version else None,
-                **self.kwargs,
-            )
+            if wandb.run is not None:
+                log.warning(
+                    "WandbLogger: a wandb run is already in progress; reusing it (call "
+                    "wandb.finish() first for a new run)"
+                )
+                self._run = wandb.run
+                return self._run
+            kwargs = self.init_kwargs()
+            if kwargs.get("dir"):
+                Path(kwargs["dir"]).mkdir(parents=True, exist_ok=True)
+            self._run = wandb.init(**kwargs)
+            if getattr(self._run, "define_metric", None):  # Lightning's default x-axis
+                if kwargs.get("sync_tensorboard"):
+                    self._run.define_metric("*", step_metric="global_step")
+                else:
+                    self._run.define_metric("trainer/global_step")
+                    self._run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
             atexit.register(self.finish)
         return self._run
 
@@ -225,14 +280,16 @@ class WandbLogger(_loggers.Logger):
 
     def log_hyperparams(self, params: dict[str, Any]) -> None:
         if self.rank == 0 and params:
-            self.experiment.config.update(_flat(params), allow_val_change=True)
+            self.experiment.config.update(dict(params), allow_val_change=True)
 
     def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None:
         if self.rank != 0 or not metrics:
             return
-        values = {f"{self.prefix}{k}": float(v) for k, v in metrics.items()}
+        # Lightning's trainer sends ``epoch`` with the metrics, so its prefix applies too
+        join = f"{self.prefix}{self.LOGGER_JOIN_CHAR}" if self.prefix else ""
+        values: dict[str, Any] = {f"{join}{k}": float(v) for k, v in metrics.items()}
+        values[f"{join}epoch"] = epoch
         values["trainer/global_step"] = step
-        values["epoch"] = epoch
         self.experiment.log(values)
 
     def after_fit(self, trainer: Trainer) -> None:
