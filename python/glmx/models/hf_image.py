@@ -270,7 +270,11 @@ class HFImageClassifier(Module):
         out.mkdir(parents=True, exist_ok=True)
         doc = {"stage": stage, "step": self.global_step, "classes": self.classes}
         doc["matrix"] = cm.tolist()
-        (out / f"{stage}-step{self.global_step}.json").write_text(json.dumps(doc) + "\n")
+        # written whole, then renamed: the platform's agent reads these files while they appear
+        target = out / f"{stage}-step{self.global_step}.json"
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(json.dumps(doc) + "\n")
+        os.replace(tmp, target)
         tb = next((lg for lg in trainer.loggers if type(lg).__name__ == "TensorBoardLogger"), None)
         if tb is None:
             return

@@ -46,7 +46,15 @@ async def _sweep(app: FastAPI, db: Database, every: float) -> None:
 def create_app(settings: Settings) -> FastAPI:
     """The API app for ``settings`` (see :class:`glmx.platform.settings.Settings`)."""
     from glmx import __version__
-    from glmx.platform import api_agents, api_projects, api_runs, stream, tensorboard, web
+    from glmx.platform import (
+        api_agents,
+        api_confusion,
+        api_projects,
+        api_runs,
+        stream,
+        tensorboard,
+        web,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(web.SecurityHeaders)
-    for module in (api_projects, api_runs, api_agents, stream, tensorboard, web):
+    for module in (api_projects, api_runs, api_confusion, api_agents, stream, tensorboard, web):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["meta"])

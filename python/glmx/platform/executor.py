@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from glmx.platform.confusion import ConfusionWatcher
 from glmx.platform.smoke import SmokeRun
 from glmx.platform.tail import FileTail, records_to_points
 
@@ -65,7 +66,9 @@ class Execution:
         self.dir = agent.run_dir(run)
         self.metrics_tail = FileTail(self.dir / "trainer_logs.json")
         self.output_tail = FileTail(self.dir / "output.log")
+        self.confusion = ConfusionWatcher(self.dir)
         self.points: list[dict[str, Any]] = []
+        self.matrices: list[dict[str, Any]] = []
         self.lines: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.smoke: SmokeRun | None = None
@@ -162,12 +165,16 @@ class Execution:
         return str(job.status.get("state", "")) if job is not None else ""
 
     # -- streaming ------------------------------------------------------------------------------
-    def _collect(self) -> None:
+    def _collect(self, final: bool = False) -> None:
         new = records_to_points(self.metrics_tail.read())
         if new:
             self.step = max(self.step, max(p["step"] for p in new))
             self.points.extend(new)
         self.lines.extend(_ANSI.sub("", line) for line in self.output_tail.read())
+        matrices = self.confusion.poll(force=final)
+        if matrices:  # a stage's newer matrix replaces one still waiting to be sent
+            stages = {m["stage"] for m in matrices}
+            self.matrices = [m for m in self.matrices if m["stage"] not in stages] + matrices
 
     def _flush(self, final: bool = False) -> None:
         """Sends buffered points and lines; they stay buffered until the server took them."""
@@ -191,6 +198,20 @@ class Execution:
                 else:
                     log.warning("run %d: %s rejected: %s %s", self.id, what, status, data)
                     del buf[: len(batch)]
+        while self.matrices and not self.lost:
+            status, data = self.agent.call(
+                "POST",
+                f"{base}/confusion",
+                {"attempt": self.attempt, **self.matrices[0]},
+                give_up_s=None if final else self.agent.lease_s / 2,
+            )
+            if status == 0:
+                return
+            if status == 409:
+                self.lost = True
+            elif status != 200:
+                log.warning("run %d: confusion matrix rejected: %s %s", self.id, status, data)
+            self.matrices.pop(0)
 
     def _heartbeat(self) -> bool:
         """False when the lease could not be renewed."""
@@ -261,7 +282,7 @@ class Execution:
             if code is not None:
                 break
             time.sleep(_TICK)
-        self._collect()
+        self._collect(final=True)
         self._flush(final=True)
         if self.lost:
             return

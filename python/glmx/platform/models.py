@@ -22,6 +22,7 @@ __all__ = [
     "Metric",
     "Project",
     "Run",
+    "RunArtifact",
 ]
 
 RUN_STATES = ("queued", "claimed", "running", "done", "failed", "cancelled", "preempted")
@@ -113,6 +114,21 @@ class LogLine(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     line: Mapped[str] = mapped_column(Text)
+
+
+class RunArtifact(Base):
+    """A structured result a run reports besides its metric series, the newest per
+    (run, kind, name): e.g. kind ``confusion``, name the stage (``val``, ``test``)."""
+
+    __tablename__ = "run_artifacts"
+    __table_args__ = (UniqueConstraint("run_id", "kind", "name", name="uq_run_artifact"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated: Mapped[float] = mapped_column(Float)
 
 
 class Agent(Base):

@@ -3,7 +3,8 @@ shows up on the platform's dashboard with its metrics, logs-free, and its final 
 
     python -m glmx.train experiment=tiny_cpu platform.url=http://127.0.0.1:8000
 
-The token comes from ``token=`` or ``$GLMX_PLATFORM_TOKEN``. Network trouble never stops the
+An image run's confusion matrices (``<log_dir>/confusion/*.json``) are sent too, the newest per
+stage. The token comes from ``token=`` or ``$GLMX_PLATFORM_TOKEN``. Network trouble never stops the
 training: points wait in memory (up to ``max_buffer``) and are sent when the server answers.
 """
 
@@ -75,6 +76,8 @@ class PlatformReporter(Callback):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._body: dict[str, Any] = {}
+        self._confusion: Any = None
+        self._matrices: list[dict[str, Any]] = []
         self._warned = False
 
     def add(self, metrics: dict[str, float], step: int, epoch: int) -> None:
@@ -93,21 +96,46 @@ class PlatformReporter(Callback):
             if len(self._points) > self.max_buffer:
                 del self._points[: len(self._points) - self.max_buffer]
 
-    def _send(self) -> None:
+    def _send(self, final: bool = False) -> None:
         if self.run_id is None:
             return
         with self._lock:
             batch, self._points = self._points, []
-        if not batch:
+        if batch:
+            try:
+                self.client.request(
+                    "POST", f"/api/v1/runs/{self.run_id}/metrics", json={"points": batch}
+                )
+            except Exception as err:  # keep training; try again later
+                log.warning("platform: metrics not sent (%s); will retry", err)
+                with self._lock:
+                    self._points = batch + self._points
+                return
+        self._send_confusion(final)
+
+    def _send_confusion(self, final: bool) -> None:
+        from glmx.platform.client import APIError
+
+        if self._confusion is None:
             return
-        try:
-            self.client.request(
-                "POST", f"/api/v1/runs/{self.run_id}/metrics", json={"points": batch}
-            )
-        except Exception as err:  # keep training; try again later
-            log.warning("platform: metrics not sent (%s); will retry", err)
-            with self._lock:
-                self._points = batch + self._points
+        new = self._confusion.poll(force=final)
+        stages = {m["stage"] for m in new}
+        self._matrices = [m for m in self._matrices if m["stage"] not in stages] + new
+        while self._matrices:
+            try:
+                self.client.request(
+                    "POST", f"/api/v1/runs/{self.run_id}/confusion", json=self._matrices[0]
+                )
+            except APIError as err:
+                if err.status >= 500:
+                    log.warning("platform: confusion matrix not sent (%s); will retry", err)
+                    return
+                # refused (too many classes, a finished run): not sent again
+                log.warning("platform: confusion matrix refused (%s)", err)
+            except Exception as err:
+                log.warning("platform: confusion matrix not sent (%s); will retry", err)
+                return
+            self._matrices.pop(0)
 
     def _register(self) -> None:
         try:
@@ -142,6 +170,9 @@ class PlatformReporter(Callback):
             "run_dir": str(run_dir),
             "host": socket.gethostname(),
         }
+        from glmx.platform.confusion import ConfusionWatcher
+
+        self._confusion = ConfusionWatcher(Path(trainer.log_dir))
         self._register()
         trainer.loggers.append(_Forward(self))
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -157,7 +188,7 @@ class PlatformReporter(Callback):
             self._register()
         if self.run_id is None:
             return
-        self._send()
+        self._send(final=True)
         try:
             self.client.request("POST", f"/api/v1/runs/{self.run_id}/state", json={"state": state})
         except Exception as err:

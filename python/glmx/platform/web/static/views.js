@@ -1,6 +1,7 @@
 // The dashboard's pages: runs, run detail, new run, compare, agents.
 import { api, ApiError, fmtDur, fmtNum, fmtTime, h, onLeave, stateBadge, token } from "./app.js";
 import { COLORS, lineChart, smooth } from "./chart.js";
+import { accuracy, confusionChart } from "./confusion.js";
 
 const STATES = ["", "queued", "claimed", "running", "done", "failed", "cancelled", "preempted"];
 
@@ -100,6 +101,37 @@ function chartsFor(container, series, opts) {
   }));
 }
 
+// The newest confusion matrix per stage (image runs); hidden for runs without one.
+function confusionPanel() {
+  const stage = h("select", { id: "confusion-stage", hidden: true, onchange: () => draw() });
+  const info = h("span", { class: "muted", id: "confusion-info" });
+  const box = h("div", { class: "card confusion", id: "confusion" });
+  const el = h("section", { id: "confusion-section", hidden: true }, h("h2", {}, "Confusion matrix"),
+    h("div", { class: "toolbar" }, stage, info), box);
+  let mats = [], seen = "";
+  function draw() {
+    const m = mats.find((x) => x.stage === stage.value) || mats[0];
+    const { right, all, acc } = accuracy(m);
+    info.textContent = `${m.stage}, step ${m.step}: ${right} of ${all} right (${(100 * acc).toFixed(1)}%)`;
+    box.replaceChildren(confusionChart(m));
+  }
+  function update(list) {
+    const sig = list.map((m) => `${m.stage}@${m.step}@${m.t}`).join("|");
+    if (!list.length || sig === seen) return;
+    seen = sig;
+    mats = list;
+    const keep = list.some((m) => m.stage === stage.value) ? stage.value
+      : (list.find((m) => m.stage === "test") || list[0]).stage;
+    stage.replaceChildren(...list.map((m) => h("option", { value: m.stage, selected: m.stage === keep },
+      `${m.stage} (step ${m.step})`)));
+    stage.value = keep;
+    stage.hidden = list.length < 2;
+    el.hidden = false;
+    draw();
+  }
+  return { el, update };
+}
+
 async function runView(main, parts) {
   const id = Number(parts[0]);
   let run = await api("GET", `/runs/${id}`);
@@ -112,6 +144,7 @@ async function runView(main, parts) {
   const ckpts = h("tbody");
   const msg = h("div", { class: "error", id: "action-error" });
   const tb = h("div", { id: "tb" });
+  const confusion = confusionPanel();
   const axis = h("select", { id: "x-axis", onchange: () => chartsFor(charts, series, { axis: axis.value }) },
     ["step", "epoch", "time"].map((a) => h("option", { value: a }, a)));
   const action = (name) => h("button", { id: `action-${name}`, class: name === "cancel" ? "danger" : "secondary",
@@ -138,7 +171,7 @@ async function runView(main, parts) {
   }
   main.replaceChildren(h("h1", { id: "run-title" }, `Run ${id}: `, run.name),
     h("div", { class: "toolbar" }, action("save"), action("stop"), action("cancel"), tbButton, msg), tb,
-    h("div", { class: "card" }, info),
+    h("div", { class: "card" }, info), confusion.el,
     h("h2", {}, "Metrics"), h("div", { class: "toolbar" }, "x axis ", axis), charts,
     h("h2", {}, "Log"), log,
     h("h2", {}, "Checkpoints"),
@@ -149,6 +182,11 @@ async function runView(main, parts) {
     const lines = (await api("GET", `/runs/${id}/logs?tail=200`)).lines;
     log.textContent = lines.map((l) => l.line).join("\n");
     log.scrollTop = log.scrollHeight;
+    confusion.update((await api("GET", `/runs/${id}/confusion`)).matrices);
+    if (run.external) {  // its checkpoints stay on the machine that ran it
+      ckpts.replaceChildren(h("tr", {}, h("td", { class: "muted", colspan: 2 }, "a run started elsewhere: checkpoints are in its run dir")));
+      return;
+    }
     const cps = (await api("GET", `/runs/${id}/checkpoints`)).checkpoints;
     ckpts.replaceChildren(...cps.map((c) => h("tr", {}, h("td", {}, c.name),
       h("td", { class: "wrap" }, c.files.flatMap((f) => [h("a", { href: `/api/v1/runs/${id}/checkpoints/${encodeURIComponent(c.name)}/${encodeURIComponent(f.name)}`, download: f.name }, f.name), " "])))));
