@@ -7,11 +7,20 @@
 ///
 /// Text without any of these markers comes back unchanged.
 pub fn preprocess(text: &str) -> String {
-    let lines: Vec<String> = split_keep_ends(text)
+    let split = split_keep_ends(text);
+    let quiet: Vec<bool> = split.iter().map(|(body, _)| is_quiet(body)).collect();
+    let lines: Vec<String> = split
         .into_iter()
         .map(|(body, end)| format!("{}{}", translate_line(body), end))
         .collect();
-    apply_block_shorthand(lines)
+    apply_block_shorthand(lines, &quiet)
+}
+
+/// A line that renders to nothing but its line break: blank, whitespace only, or a whole-line
+/// `##` comment. A run of these right before a header (or the end of the text) separates the
+/// block from what follows, so it is placed after the block's end.
+fn is_quiet(line: &str) -> bool {
+    line.trim().is_empty() || matches!(split_marker(line), Some(("##", _)))
 }
 
 /// Splits into (line body, line ending) pairs; the ending is `"\n"`, `"\r\n"` or `""`.
@@ -107,51 +116,116 @@ fn block_header(line: &str) -> Option<(usize, &str, bool)> {
     valid.then_some((indent, name, trim))
 }
 
-fn end_tag(trim: bool, name: &str) -> String {
+/// The name of the filter that `[name!]` wraps its block in (registered by the renderer).
+pub const TRIM_FILTER: &str = "trim_block";
+
+/// The output of a `[name!]` block: the blank lines at its start and the whitespace at its end
+/// removed, the indentation of its first line kept (YAML structure depends on it), and one
+/// line break appended when anything is left, so the next line is not glued to the block.
+pub fn trim_block(text: &str) -> String {
+    let end = text.trim_end();
+    let start = end.len() - end.trim_start().len();
+    // Keep the indentation after the last line break of the leading whitespace.
+    let from = end[..start].rfind('\n').map_or(0, |i| i + 1);
+    let kept = &end[from..];
+    if kept.is_empty() {
+        return String::new();
+    }
+    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    format!("{kept}{newline}")
+}
+
+fn open_tags(trim: bool, name: &str) -> String {
     if trim {
-        format!("{{%- endblock {name} %}}")
+        format!("{{% filter {TRIM_FILTER} %}}{{% block {name} %}}")
+    } else {
+        format!("{{% block {name} %}}")
+    }
+}
+
+fn close_tags(trim: bool, name: &str) -> String {
+    if trim {
+        format!("{{% endblock {name} %}}{{% endfilter %}}")
     } else {
         format!("{{% endblock {name} %}}")
     }
 }
 
-/// Replaces `[name]` header lines by `{% block name %}` and closes each block in front of the
-/// next header at the same or lower indent (or at the end of the text), on the same line.
-fn apply_block_shorthand(mut lines: Vec<String>) -> String {
+/// Closing tags for the blocks popped off `open` whose indent is at least `indent`.
+fn close_down_to(open: &mut Vec<(usize, String, bool)>, indent: usize) -> String {
+    let mut tags = String::new();
+    while let Some((open_indent, name, trim)) = open.last() {
+        if *open_indent < indent {
+            break;
+        }
+        tags.push_str(&close_tags(*trim, name));
+        open.pop();
+    }
+    tags
+}
+
+/// Start of the run of quiet lines that ends right before line `end`.
+fn quiet_run_start(quiet: &[bool], end: usize) -> usize {
+    let mut k = end;
+    while k > 0 && quiet[k - 1] {
+        k -= 1;
+    }
+    k
+}
+
+/// Puts closing `tags` in front of line `at`, a quiet line that stays outside the block: the
+/// last tag keeps the line break after it (`+%}`), which `trim_blocks` would otherwise eat.
+fn close_before_quiet_line(lines: &mut [String], at: usize, tags: &str) {
+    if tags.is_empty() {
+        return;
+    }
+    let tags = match tags.strip_suffix(" %}") {
+        Some(head) => format!("{head} +%}}"),
+        None => tags.to_string(),
+    };
+    lines[at].insert_str(0, &tags);
+}
+
+/// Replaces `[name]` header lines by `{% block name %}` (`[name!]`: the block inside a
+/// [`TRIM_FILTER`] filter) and closes each block at the next header at the same or lower
+/// indent, or at the end of the text. The block ends after its last line that renders
+/// anything: blank lines and `##` comments between it and the next header (or the end) belong
+/// to the text after the block, so they survive when a child template overrides the block.
+fn apply_block_shorthand(mut lines: Vec<String>, quiet: &[bool]) -> String {
     let mut open: Vec<(usize, String, bool)> = Vec::new();
-    for line in lines.iter_mut() {
-        let Some((indent, name, trim)) = block_header(line) else {
+    for i in 0..lines.len() {
+        let Some((indent, name, trim)) = block_header(&lines[i]) else {
             continue;
         };
-        let mut prefix = String::new();
-        while let Some((open_indent, open_name, open_trim)) = open.last() {
-            if *open_indent < indent {
-                break;
-            }
-            prefix.push_str(&end_tag(*open_trim, open_name));
-            open.pop();
-        }
-        let ending = if line.ends_with("\r\n") {
+        let name = name.to_string();
+        let tags = close_down_to(&mut open, indent);
+        let ending = if lines[i].ends_with("\r\n") {
             "\r\n"
-        } else if line.ends_with('\n') {
+        } else if lines[i].ends_with('\n') {
             "\n"
         } else {
             ""
         };
-        let open_tag = if trim {
-            format!("{{% block {name} -%}}")
+        let run = quiet_run_start(quiet, i);
+        let header = if run < i {
+            close_before_quiet_line(&mut lines, run, &tags);
+            format!("{}{ending}", open_tags(trim, &name))
         } else {
-            format!("{{% block {name} %}}")
+            format!("{tags}{}{ending}", open_tags(trim, &name))
         };
-        let name = name.to_string();
-        *line = format!("{prefix}{open_tag}{ending}");
+        lines[i] = header;
         open.push((indent, name, trim));
     }
-    let mut out: String = lines.concat();
-    while let Some((_, name, trim)) = open.pop() {
-        out.push_str(&end_tag(trim, &name));
+    let tags = close_down_to(&mut open, 0);
+    let run = quiet_run_start(quiet, lines.len());
+    if run < lines.len() {
+        close_before_quiet_line(&mut lines, run, &tags);
+        lines.concat()
+    } else {
+        let mut out = lines.concat();
+        out.push_str(&tags);
+        out
     }
-    out
 }
 
 #[cfg(test)]
@@ -185,8 +259,79 @@ mod tests {
         assert_eq!(
             out,
             "{% block a %}\nx: 1\n{% block b %}\n  y: 2\n{% endblock b %}{% endblock a %}\
-             {% block c -%}\nz: 3\n{%- endblock c %}"
+             {% filter trim_block %}{% block c %}\nz: 3\n{% endblock c %}{% endfilter %}"
         );
+    }
+
+    #[test]
+    fn blank_lines_before_a_header_follow_the_block() {
+        // The blank line is outside `a`; `+%}` keeps its line break under `trim_blocks`.
+        assert_eq!(
+            preprocess("[a]\nx: 1\n\n[b]\ny: 2\n"),
+            "{% block a %}\nx: 1\n{% endblock a +%}\n{% block b %}\ny: 2\n{% endblock b %}"
+        );
+        // Every quiet line of the run (blank, whitespace, `##` comment) is outside the block.
+        assert_eq!(
+            preprocess("[a]\nx: 1\n\n  \n## b next\n[b]\n"),
+            "{% block a %}\nx: 1\n{% endblock a +%}\n  \n{# b next #}\n{% block b %}\n\
+             {% endblock b %}"
+        );
+        // A blank line followed by a key is inside the block: only a header closes it.
+        assert_eq!(
+            preprocess("[a]\nx: 1\n\ny: 2\n"),
+            "{% block a %}\nx: 1\n\ny: 2\n{% endblock a %}"
+        );
+    }
+
+    #[test]
+    fn blank_lines_at_end_of_text_follow_the_block() {
+        assert_eq!(
+            preprocess("[a]\nx: 1\n\n"),
+            "{% block a %}\nx: 1\n{% endblock a +%}\n"
+        );
+        assert_eq!(
+            preprocess("[a]\nx: 1"),
+            "{% block a %}\nx: 1{% endblock a %}"
+        );
+    }
+
+    #[test]
+    fn nested_blocks_close_together_before_the_blank_line() {
+        let text = "[o]\nm:\n  [i1]\n  x: 1\n\n  [i2]\n  y: 2\n\n[p]\nz: 3\n";
+        let out = preprocess(text);
+        assert_eq!(out.matches('\n').count(), text.matches('\n').count());
+        assert_eq!(
+            out,
+            "{% block o %}\nm:\n{% block i1 %}\n  x: 1\n{% endblock i1 +%}\n\
+             {% block i2 %}\n  y: 2\n{% endblock i2 %}{% endblock o +%}\n\
+             {% block p %}\nz: 3\n{% endblock p %}"
+        );
+    }
+
+    #[test]
+    fn trimmed_block_keeps_the_blank_line_after_it() {
+        assert_eq!(
+            preprocess("[a!]\nx: 1\n\n[b]\n"),
+            "{% filter trim_block %}{% block a %}\nx: 1\n\
+             {% endblock a %}{% endfilter +%}\n{% block b %}\n{% endblock b %}"
+        );
+    }
+
+    #[test]
+    fn header_and_quiet_lines_with_comments_and_crlf() {
+        assert_eq!(
+            preprocess("[a]  ## first\r\nx: 1  ## c\r\n\r\n## b\r\n[b]\r\n"),
+            "{% block a %}\r\nx: 1\r\n{% endblock a +%}\r\n{# b #}\r\n{% block b %}\r\n\
+             {% endblock b %}"
+        );
+    }
+
+    #[test]
+    fn trim_block_drops_blank_edges_and_keeps_indent() {
+        assert_eq!(trim_block("\n\n  x: 1\n  y: 2\n\n"), "  x: 1\n  y: 2\n");
+        assert_eq!(trim_block("x: 1"), "x: 1\n");
+        assert_eq!(trim_block(" \n\t\n"), "");
+        assert_eq!(trim_block("\r\nx: 1\r\n\r\n"), "x: 1\r\n");
     }
 
     #[test]

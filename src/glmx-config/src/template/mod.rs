@@ -144,6 +144,10 @@ impl Renderer {
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Custom("yaml"));
         env.set_formatter(format_value);
         globals::register(&mut env, project_dir);
+        // `[name!]` wraps its block in this filter; safe: the block's text is template text.
+        env.add_filter(lines::TRIM_FILTER, |body: Value| {
+            Value::from_safe_string(lines::trim_block(&body.to_string()))
+        });
         let loader_store = Arc::clone(&store);
         env.set_loader(move |name| {
             loader_store.load(name).map_err(|e| {
