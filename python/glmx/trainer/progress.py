@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from glmx.trainer import callbacks as _callbacks
 from glmx.trainer._console import ACTIVE as _ACTIVE
 from glmx.trainer._console import write_line  # noqa: F401  (re-exported: print above the bar)
+from glmx.trainer.progress_notebook import BarLine, NotebookBar
+from glmx.trainer.stages import num_batches
 
 if TYPE_CHECKING:
     from glmx.trainer.module import Module
@@ -50,11 +52,14 @@ class _AboveBar:
 
 
 class ProgressBar(_callbacks.ProgressBar):
-    """Training progress: ``Epoch 0:  45%|████▌     | 9/20 [00:01<00:01, 8.1it/s, loss=2.31]``.
+    """Training progress: ``Epoch 0:  45%|████▌     | 9/20 [00:01<00:01, 8.1it/s, loss=2.31]``,
+    and a ``Validation`` bar while a validation runs (shown in place of the training bar) and a
+    ``Testing`` / ``Validating`` bar for ``Trainer.test`` / ``Trainer.validate``.
 
     In a terminal the bar is redrawn in place (at most every ``refresh_rate`` steps and every
-    0.1 s) and log records appear above it; in Jupyter an ipywidgets bar (a clean text line
-    when ipywidgets is missing); when piped, one line every 5 s and a final one (``leave``).
+    0.1 s) and log records appear above it; in Jupyter an ipywidgets bar with the same text
+    beside it (a clean text line when ipywidgets is missing); when piped, one line every 5 s
+    and a final one (``leave``).
     """
 
     width = 20
@@ -65,7 +70,9 @@ class ProgressBar(_callbacks.ProgressBar):
         self._last_draw = 0.0
         self._rate_mark = (0.0, 0)
         self._rate = 0.0
-        self._widgets: Any = None
+        self._nb: NotebookBar | None = None
+        self._in_fit = False
+        self._eval: list[Any] | None = None  # [title, start, batches done, total or None]
         self._swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     # -- text ------------------------------------------------------------------------------
@@ -86,24 +93,27 @@ class ProgressBar(_callbacks.ProgressBar):
             shown.pop("loss", None)
         return ", ".join(f"{k}={v:.4g}" for k, v in shown.items())
 
-    def _render(self, trainer: Trainer) -> str:
-        step, total, elapsed, rate = self._numbers(trainer)
-        head = f"Epoch {trainer.fit_loop.epoch}: "
+    @staticmethod
+    def _bracket(n: int, total: int | None, elapsed: float, rate: float, metrics: str) -> str:
+        times = f"[{_fmt_time(elapsed)}"
         if total:
-            frac = min(1.0, step / total)
-            filled = frac * self.width
-            full = int(filled)
-            part = " ▏▎▍▌▋▊▉"[int((filled - full) * 8)] if full < self.width else ""
-            bar = ("█" * full + part).ljust(self.width)
-            eta = (total - step) / rate if rate > 0 else 0.0
-            head += f"{frac * 100:3.0f}%|{bar}| {step}/{total} "
-            times = f"[{_fmt_time(elapsed)}<{_fmt_time(eta)}"
-        else:
-            head += f"{step} steps "
-            times = f"[{_fmt_time(elapsed)}"
+            eta = (total - n) / rate if rate > 0 else 0.0
+            times += f"<{_fmt_time(eta)}"
         tail = f", {rate:.2f}it/s" if rate else ", ?it/s"
-        metrics = self._metrics_text(trainer)
-        return head + times + tail + (", " + metrics if metrics else "") + "]"
+        return times + tail + (", " + metrics if metrics else "") + "]"
+
+    def _line(self, trainer: Trainer) -> BarLine:
+        if self._eval is not None:
+            title, start, n, total = self._eval
+            elapsed = time.monotonic() - start
+            rate = n / elapsed if n and elapsed > 0 else 0.0
+            return BarLine(title, n, total, "batches", self._bracket(n, total, elapsed, rate, ""))
+        step, total, elapsed, rate = self._numbers(trainer)
+        bracket = self._bracket(step, total, elapsed, rate, self._metrics_text(trainer))
+        return BarLine(f"Epoch {trainer.fit_loop.epoch}", step, total, "steps", bracket)
+
+    def _render(self, trainer: Trainer) -> str:
+        return self._line(trainer).text(self.width)
 
     # -- terminal drawing ------------------------------------------------------------------
     def _clear(self) -> None:
@@ -128,7 +138,10 @@ class ProgressBar(_callbacks.ProgressBar):
                 return  # at most 10 redraws a second
             self._last_draw = now
         if self._notebook:
-            self._show_notebook(text, final)
+            if self._trainer is not None:
+                if self._nb is None:
+                    self._nb = NotebookBar()
+                self._nb.update(self._line(self._trainer), final)
         elif self._tty:
             self._clear()
             self._drawn = text
@@ -138,31 +151,6 @@ class ProgressBar(_callbacks.ProgressBar):
                 self._drawn = ""
         else:
             super()._show(text, final)
-
-    def _show_notebook(self, text: str, final: bool) -> None:
-        from IPython.display import Pretty, display
-
-        if self._widgets is None and importlib.util.find_spec("ipywidgets") is not None:
-            import ipywidgets as w  # type: ignore[import-untyped]
-
-            bar = w.IntProgress(min=0, max=1, description="Training")
-            label = w.HTML()
-            self._widgets = (bar, label)
-            display(w.HBox([bar, label]))
-        if self._widgets is not None:
-            bar, label = self._widgets
-            t = self._trainer
-            step = t.global_step if t is not None else 0
-            bar.max = max(1, (t.estimated_stepping_batches if t is not None else None) or step)
-            bar.value = min(bar.max, step)
-            if final:
-                bar.bar_style = "success"
-            label.value = "<code>" + text.split("|")[-1].strip() + "</code>"
-            return
-        if self._handle is None:
-            self._handle = display(Pretty(text), display_id=True)
-        else:
-            self._handle.update(Pretty(text))
 
     # -- log records above the bar ---------------------------------------------------------
     def _redirect_logging(self) -> None:
@@ -185,13 +173,18 @@ class ProgressBar(_callbacks.ProgressBar):
         self._swapped = []
 
     # -- hooks -----------------------------------------------------------------------------
-    def on_train_start(self, trainer: Trainer, pl_module: Module) -> None:
-        super().on_train_start(trainer, pl_module)
+    def _begin(self, trainer: Trainer) -> None:
         self._trainer = trainer
-        self._rate_mark, self._rate, self._last_draw = (self._start, trainer.global_step), 0.0, 0
-        if trainer.global_rank == 0 and self._tty and not self._notebook:
+        self._last_draw = 0.0
+        if trainer.global_rank == 0 and self._tty and not self._notebook and self not in _ACTIVE:
             _ACTIVE.append(self)
             self._redirect_logging()
+
+    def on_train_start(self, trainer: Trainer, pl_module: Module) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._in_fit, self._eval, self._nb = True, None, None
+        self._rate_mark, self._rate = (self._start, trainer.global_step), 0.0
+        self._begin(trainer)
 
     def _finish(self) -> None:
         self._restore_logging()
@@ -202,15 +195,82 @@ class ProgressBar(_callbacks.ProgressBar):
             self._drawn = ""
 
     def on_train_end(self, trainer: Trainer, pl_module: Module) -> None:
+        self._eval = None
         if trainer.global_rank == 0:
             self._last_draw = 0.0
             self._show(self._render(trainer), final=True)
             if not self.leave and self._tty and not self._notebook:
                 sys.stderr.write("\x1b[1A\x1b[2K")
+        self._in_fit = False
         self._finish()
 
     def on_exception(self, trainer: Trainer, pl_module: Module, exception: BaseException) -> None:
+        if self._nb is not None and trainer.global_rank == 0:
+            self._nb.update(self._line(trainer), final=True, failed=True)
+        self._in_fit, self._eval = False, None
         self._finish()
+
+    # validation and test: a bar of batches (in place of the training bar during fit)
+    def _fit_val_total(self, trainer: Trainer) -> int | None:
+        loop, total = trainer.fit_loop, 0
+        for loader in getattr(loop, "val_loaders", None) or []:
+            n = num_batches(loader)
+            limit = getattr(loop, "val_limit", None)
+            if n is None and limit is None:
+                return None
+            total += n if limit is None else limit if n is None else min(n, limit)
+        return total or None
+
+    def _eval_start(self, trainer: Trainer, title: str) -> None:
+        if trainer.global_rank != 0 or trainer.sanity_checking:
+            return
+        total = self._fit_val_total(trainer) if self._in_fit else None
+        self._eval = [title, time.monotonic(), 0, total]
+        if not self._in_fit:
+            self._nb = None  # a new bar under the cell's other outputs
+            self._begin(trainer)
+        self._last_draw = 0.0  # drawn at once: the user sees that validation has begun
+        self._show(self._render(trainer))
+
+    def _eval_step(self, trainer: Trainer) -> None:
+        if self._eval is not None:
+            self._eval[2] += 1
+            if self._eval[2] % self.refresh_rate == 0:
+                self._show(self._render(trainer))
+
+    def _eval_end(self, trainer: Trainer) -> None:
+        if self._eval is None:
+            return
+        self._last_draw = 0.0
+        if self._in_fit:
+            self._eval = None  # back to the training bar
+            self._show(self._render(trainer))
+            return
+        self._show(self._render(trainer), final=True)
+        self._eval = None
+        self._finish()
+
+    def on_validation_start(self, trainer: Trainer, pl_module: Module) -> None:
+        self._eval_start(trainer, "Validation" if self._in_fit else "Validating")
+
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._eval_step(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: Module) -> None:
+        self._eval_end(trainer)
+
+    def on_test_start(self, trainer: Trainer, pl_module: Module) -> None:
+        self._eval_start(trainer, "Testing")
+
+    def on_test_batch_end(
+        self, trainer: Trainer, pl_module: Module, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._eval_step(trainer)
+
+    def on_test_end(self, trainer: Trainer, pl_module: Module) -> None:
+        self._eval_end(trainer)
 
     _trainer: Any = None
 
