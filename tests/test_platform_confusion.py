@@ -7,6 +7,8 @@ live-run rule (409) are checked over HTTP; class names are rendered as text."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ pytest.importorskip("fastapi", reason="the platform extra is not installed")
 pytest.importorskip("transformers", reason="transformers is the vision extra (glmx[vision])")
 pytest.importorskip("sklearn", reason="scikit-learn is the vision extra (glmx[vision])")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-from platform_support import TOKEN, Server, start_agent, wait_for  # noqa: E402
+from platform_support import TOKEN, Server, env, start_agent, wait_for  # noqa: E402
 
 from glmx.image import config_from_fields, write_digits  # noqa: E402
 
@@ -42,7 +44,7 @@ def platform(tmp_path_factory):
     srv = Server(home).start()
     overrides = config_from_fields({"root": str(digits), "epochs": 1, "batch_size": 64})
     overrides += [
-        "trainer.limit_train_batches=10",
+        "model.warmup_steps=2",
         "trainer.num_sanity_val_steps=0",
         "extras.print_config=false",
     ]
@@ -53,12 +55,37 @@ def platform(tmp_path_factory):
         )
         assert r.status_code == 201, r.text
         run = r.json()
-    agent = start_agent(
-        srv.url, tmp / "agent", extra_env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    quiet = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    agent = start_agent(srv.url, tmp / "agent", extra_env=quiet)
+    # meanwhile a run started outside the platform reports with PlatformReporter
+    external = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "glmx.train",
+            "experiment=image_digits_cpu",
+            f"data.root={digits}",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=4",
+            "trainer.limit_val_batches=2",
+            "trainer.num_sanity_val_steps=0",
+            "test=false",
+            "optimized_metric=val/accuracy",
+            "extras.print_config=false",
+            f"hydra.run.dir={tmp / 'external'}",
+            f"platform.url={srv.url}",
+            "+platform.name=reporter-digits",
+            "+platform.flush_s=0.5",
+        ],
+        cwd=tmp,
+        env=env(**quiet),
+        stdout=open(tmp / "external.log", "wb"),
+        stderr=subprocess.STDOUT,
     )
-    yield {"srv": srv, "run": run, "tmp": tmp}
-    agent.kill()
-    agent.wait()
+    yield {"srv": srv, "run": run, "tmp": tmp, "external": external}
+    for proc in (agent, external):
+        proc.kill()
+        proc.wait()
     srv.kill()
 
 
@@ -117,6 +144,17 @@ def test_endpoint_validates_limits_and_stores_the_newest(platform):
         assert api.get("/api/v1/runs/999999/confusion").status_code == 404
         api.post(f"/api/v1/runs/{rid}/state", json={"state": "done"}).raise_for_status()
         assert api.post(url, json=ok).status_code == 409  # a finished run takes no more data
+
+
+def test_reporter_sends_the_val_matrix_of_a_run_started_elsewhere(platform):
+    proc = platform["external"]
+    assert proc.wait(timeout=240) == 0, (platform["tmp"] / "external.log").read_text()[-3000:]
+    with platform["srv"].client() as api:
+        runs = api.get("/api/v1/runs", params={"q": "reporter-digits"}).json()["runs"]
+        assert [(r["state"], r["external"]) for r in runs] == [("done", True)]
+        mats = api.get(f"/api/v1/runs/{runs[0]['id']}/confusion").json()["matrices"]
+    assert [(m["stage"], m["step"]) for m in mats] == [("val", 4)]
+    assert mats[0]["classes"] == DIGITS and sum(map(sum, mats[0]["matrix"])) == 128
 
 
 class Page:
@@ -179,7 +217,7 @@ def test_digits_run_page_draws_the_confusion_matrix(platform, browser):
     for m in mats:
         assert m["classes"] == DIGITS and len(m["matrix"]) == 10
         assert sum(map(sum, m["matrix"])) == 269  # every val / test image counted once
-        assert m["step"] == 10
+        assert m["step"] == 20
     rid = platform["run"]["id"]
     for viewport in ((1280, 800), (390, 844)):
         pg = Page(browser, platform["srv"].url, viewport)
@@ -189,9 +227,10 @@ def test_digits_run_page_draws_the_confusion_matrix(platform, browser):
         assert pg.page.locator("#confusion rect[data-cell]").count() == 100
         assert pg.page.locator("#confusion .row-label text").all_text_contents() == DIGITS
         assert pg.page.locator("#confusion .col-label text").all_text_contents() == DIGITS
+        assert pg.page.locator("#confusion-classes tbody tr").count() == 10
         # the test stage is shown first; the picker switches to val
         options = pg.page.locator("#confusion-stage option").all_text_contents()
-        assert options == ["val (step 10)", "test (step 10)"]
+        assert options == ["val (step 20)", "test (step 20)"]
         assert pg.page.input_value("#confusion-stage") == "test"
         test = mats[1]["matrix"]
         right = sum(test[i][i] for i in range(10))
@@ -200,7 +239,7 @@ def test_digits_run_page_draws_the_confusion_matrix(platform, browser):
         assert title.startswith(f"true 3, predicted 3: {test[3][3]} of {sum(test[3])} (")
         pg.shot("confusion")
         pg.page.select_option("#confusion-stage", "val")
-        assert pg.page.inner_text("#confusion-info").startswith("val, step 10:")
+        assert pg.page.inner_text("#confusion-info").startswith("val, step 20:")
         assert pg.page.locator("#confusion rect[data-cell]").count() == 100
         pg.close()
 

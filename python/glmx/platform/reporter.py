@@ -3,9 +3,10 @@ shows up on the platform's dashboard with its metrics, logs-free, and its final 
 
     python -m glmx.train experiment=tiny_cpu platform.url=http://127.0.0.1:8000
 
-An image run's confusion matrices (``<log_dir>/confusion/*.json``) are sent too, the newest per
-stage. The token comes from ``token=`` or ``$GLMX_PLATFORM_TOKEN``. Network trouble never stops the
+The token comes from ``token=`` or ``$GLMX_PLATFORM_TOKEN``. Network trouble never stops the
 training: points wait in memory (up to ``max_buffer``) and are sent when the server answers.
+An image run's confusion matrices (``<log_dir>/confusion/*.json``) go too, the newest per stage
+(those of a test after the fit are not: the run is reported finished at the end of the fit).
 """
 
 from __future__ import annotations

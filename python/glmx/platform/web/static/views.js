@@ -101,6 +101,19 @@ function chartsFor(container, series, opts) {
   }));
 }
 
+// Per class: images (row total), recall (diagonal / row), precision (diagonal / column).
+function classTable(m) {
+  const pct = (a, b) => (b ? `${(100 * a / b).toFixed(1)}%` : "-");
+  const predicted = m.classes.map((_, j) => m.matrix.reduce((sum, row) => sum + row[j], 0));
+  return h("div", { class: "classes" }, h("table", { id: "confusion-classes" },
+    h("thead", {}, h("tr", {}, ["class", "images", "recall", "precision"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, m.classes.map((c, i) => {
+      const total = m.matrix[i].reduce((a, b) => a + b, 0), hit = m.matrix[i][i];
+      return h("tr", {}, h("td", { class: "wrap" }, c), h("td", {}, total),
+        h("td", {}, pct(hit, total)), h("td", {}, pct(hit, predicted[i])));
+    }))));
+}
+
 // The newest confusion matrix per stage (image runs); hidden for runs without one.
 function confusionPanel() {
   const stage = h("select", { id: "confusion-stage", hidden: true, onchange: () => draw() });
@@ -113,7 +126,7 @@ function confusionPanel() {
     const m = mats.find((x) => x.stage === stage.value) || mats[0];
     const { right, all, acc } = accuracy(m);
     info.textContent = `${m.stage}, step ${m.step}: ${right} of ${all} right (${(100 * acc).toFixed(1)}%)`;
-    box.replaceChildren(confusionChart(m));
+    box.replaceChildren(h("div", { class: "matrix" }, confusionChart(m)), classTable(m));
   }
   function update(list) {
     const sig = list.map((m) => `${m.stage}@${m.step}@${m.t}`).join("|");
