@@ -24,6 +24,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -96,19 +97,29 @@ class Timer:
         return (time.thread_time() - self.cpu_start) / n
 
 
-def glmx_loop(batches) -> float:
-    class Net(glmx.Module):
+def mlp_module(base: type, log_loss: bool = False) -> Any:
+    """T1's MLP as a module of ``base`` (``glmx.Module`` or ``lightning.LightningModule``), so
+    both trainers run the very same training step; ``log_loss`` adds a progress-bar metric."""
+
+    class Net(base):
         def __init__(self):
             super().__init__()
             self.net = mlp()
 
         def training_step(self, batch, batch_idx):
             x, y = batch
-            return torch.nn.functional.mse_loss(self.net(x), y)
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            if log_loss:
+                self.log("train/loss", loss, prog_bar=True)
+            return loss
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=1e-3)
 
+    return Net()
+
+
+def glmx_loop(batches) -> float:
     class GlmxTimer(Timer, glmx.Callback):
         pass
 
@@ -121,25 +132,13 @@ def glmx_loop(batches) -> float:
         num_sanity_val_steps=0,
         callbacks=[timer],
     )
-    trainer.fit(Net(), batches)
+    trainer.fit(mlp_module(glmx.Module), batches)
     CPU["glmx"].append(timer.cpu_per_step(len(batches) - WARMUP))
     return (timer.end - timer.start) / (len(batches) - WARMUP)
 
 
 def lightning_loop(batches) -> float:
     import lightning as L
-
-    class Net(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            return torch.nn.functional.mse_loss(self.net(x), y)
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=1e-3)
 
     class LitTimer(Timer, L.Callback):
         pass
@@ -156,7 +155,7 @@ def lightning_loop(batches) -> float:
         devices=1,
         callbacks=[timer],
     )
-    trainer.fit(Net(), batches)
+    trainer.fit(mlp_module(L.LightningModule), batches)
     CPU["lightning"].append(timer.cpu_per_step(len(batches) - WARMUP))
     return (timer.end - timer.start) / (len(batches) - WARMUP)
 

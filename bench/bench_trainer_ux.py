@@ -19,7 +19,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_trainer import WARMUP, Timer, make_batches, mlp  # noqa: E402
+from bench_trainer import WARMUP, Timer, make_batches, mlp_module  # noqa: E402
 
 import glmx  # noqa: E402
 from glmx.trainer import ProgressBar  # noqa: E402
@@ -43,20 +43,6 @@ def quiet():
 
 
 def glmx_run(batches, ux: bool) -> float:
-    class Net(glmx.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            loss = torch.nn.functional.mse_loss(self.net(x), y)
-            self.log("train/loss", loss, prog_bar=True)
-            return loss
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=1e-3)
-
     class GlmxTimer(Timer, glmx.Callback):
         pass
 
@@ -77,26 +63,12 @@ def glmx_run(batches, ux: bool) -> float:
         callbacks=callbacks,
     )
     with quiet():
-        trainer.fit(Net(), batches)
+        trainer.fit(mlp_module(glmx.Module, log_loss=True), batches)
     return (timer.end - timer.start) / (len(batches) - WARMUP)
 
 
 def lightning_run(batches) -> float:
     import lightning as L
-
-    class Net(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            loss = torch.nn.functional.mse_loss(self.net(x), y)
-            self.log("train/loss", loss, prog_bar=True)
-            return loss
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=1e-3)
 
     class LitTimer(Timer, L.Callback):
         pass
@@ -112,7 +84,7 @@ def lightning_run(batches) -> float:
         callbacks=[timer],
     )
     with quiet():
-        trainer.fit(Net(), batches)
+        trainer.fit(mlp_module(L.LightningModule, log_loss=True), batches)
     return (timer.end - timer.start) / (len(batches) - WARMUP)
 
 
