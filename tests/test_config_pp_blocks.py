@@ -56,6 +56,11 @@ CASES: dict[str, tuple[str | None, str, str]] = {
         EXTENDS + "[a]\n\nx: 2\n\n",
         "x: 2\n\ny: 2\n",
     ),
+    "child_trims_own_override": (
+        "[a]\nx: 1\n\n[b]\ny: 2\n",
+        EXTENDS + "[a!]\n\nx: 2\n\n",
+        "x: 2\n\ny: 2\n",
+    ),
     "child_of_commented": (
         "[a]  ## first\nx: 1  ## why\n\n## about b\n[b]\ny: 2\n",
         EXTENDS + "[a]\nx: 2\n",

@@ -135,9 +135,12 @@ pub fn trim_block(text: &str) -> String {
     format!("{kept}{newline}")
 }
 
+// A `[name!]` block is filtered twice: outside the block, so an override from a child template
+// is trimmed too, and inside it, so a child's own `[name!]` trims its override (a child's text
+// outside blocks is never rendered). The filter is idempotent.
 fn open_tags(trim: bool, name: &str) -> String {
     if trim {
-        format!("{{% filter {TRIM_FILTER} %}}{{% block {name} %}}")
+        format!("{{% filter {TRIM_FILTER} %}}{{% block {name} %}}{{% filter {TRIM_FILTER} %}}")
     } else {
         format!("{{% block {name} %}}")
     }
@@ -145,7 +148,7 @@ fn open_tags(trim: bool, name: &str) -> String {
 
 fn close_tags(trim: bool, name: &str) -> String {
     if trim {
-        format!("{{% endblock {name} %}}{{% endfilter %}}")
+        format!("{{% endfilter %}}{{% endblock {name} %}}{{% endfilter %}}")
     } else {
         format!("{{% endblock {name} %}}")
     }
@@ -186,8 +189,8 @@ fn close_before_quiet_line(lines: &mut [String], at: usize, tags: &str) {
     lines[at].insert_str(0, &tags);
 }
 
-/// Replaces `[name]` header lines by `{% block name %}` (`[name!]`: the block inside a
-/// [`TRIM_FILTER`] filter) and closes each block at the next header at the same or lower
+/// Replaces `[name]` header lines by `{% block name %}` (`[name!]`: the block inside and
+/// around a [`TRIM_FILTER`] filter) and closes each block at the next header at the same or lower
 /// indent, or at the end of the text. The block ends after its last line that renders
 /// anything: blank lines and `##` comments between it and the next header (or the end) belong
 /// to the text after the block, so they survive when a child template overrides the block.
@@ -259,7 +262,8 @@ mod tests {
         assert_eq!(
             out,
             "{% block a %}\nx: 1\n{% block b %}\n  y: 2\n{% endblock b %}{% endblock a %}\
-             {% filter trim_block %}{% block c %}\nz: 3\n{% endblock c %}{% endfilter %}"
+             {% filter trim_block %}{% block c %}{% filter trim_block %}\nz: 3\n\
+             {% endfilter %}{% endblock c %}{% endfilter %}"
         );
     }
 
@@ -312,8 +316,8 @@ mod tests {
     fn trimmed_block_keeps_the_blank_line_after_it() {
         assert_eq!(
             preprocess("[a!]\nx: 1\n\n[b]\n"),
-            "{% filter trim_block %}{% block a %}\nx: 1\n\
-             {% endblock a %}{% endfilter +%}\n{% block b %}\n{% endblock b %}"
+            "{% filter trim_block %}{% block a %}{% filter trim_block %}\nx: 1\n\
+             {% endfilter %}{% endblock a %}{% endfilter +%}\n{% block b %}\n{% endblock b %}"
         );
     }
 

@@ -113,6 +113,22 @@ fn trimmed_block_ends_its_line_and_keeps_the_blank_line() {
         r("-- set ns = namespace(x=0)\n[head!]\n  [in]\n  -- set ns.x = 3\n[body]\nx: {{ ns.x }}\n"),
         "x: 3\n"
     );
+    // A child's own `[a!]` trims its override of a plain `[a]`.
+    assert_eq!(
+        render_child(
+            "[a]\nx: 1\n\n[b]\ny: 2\n",
+            &format!("{EXTENDS}[a!]\n\nx: 2\n\n[b]\ny: 3\n")
+        ),
+        "x: 2\n\ny: 3\n"
+    );
+    // Nested blocks inside a trimmed one still close and override.
+    assert_eq!(
+        render_child(
+            "[o!]\nm:\n  [i]\n  x: 1\n\n[p]\ny: 2\n",
+            &format!("{EXTENDS}  [i]\n  x: 5\n")
+        ),
+        "m:\n  x: 5\n\ny: 2\n"
+    );
     // The parent's `!` also trims a child's override.
     assert_eq!(
         render_child(
