@@ -53,7 +53,9 @@ fn split_marker(line: &str) -> Option<(&str, &str)> {
     for marker in ["--", "<<", ">>", "==", "=>", "##"] {
         if let Some(rest) = trimmed.strip_prefix(marker) {
             // At least one whitespace must follow the marker: `<<: *base` and `---` stay YAML.
-            if rest.starts_with([' ', '\t']) || (marker == "##" && rest.is_empty()) {
+            // Not after `##`: a line starting with `#` is a YAML comment anyway, and templates
+            // comment statements out as `##-- set x = 1` (the reference engine's rule).
+            if rest.starts_with([' ', '\t']) || marker == "##" {
                 return Some((marker, rest));
             }
         }
@@ -252,6 +254,8 @@ mod tests {
         assert_eq!(preprocess("a: 1  ## why\n"), "a: 1\n");
         assert_eq!(preprocess("-- set x = 1  ## c\n"), "{% set x = 1 %}\n");
         assert_eq!(preprocess("--x\n"), "--x\n");
+        assert_eq!(preprocess("  ##-- set x = 1\n"), "{# -- set x = 1 #}\n");
+        assert_eq!(preprocess("##key: 1\n"), "{# key: 1 #}\n");
     }
 
     #[test]

@@ -138,3 +138,11 @@ fn trimmed_block_ends_its_line_and_keeps_the_blank_line() {
         "x: 2\n\ny: 2\n"
     );
 }
+
+#[test]
+fn required_block_may_hold_a_comment_without_space() {
+    // Forgather's base templates: `##name: &anchor` inside a `required` block.
+    let parent = "-- block body required\n##body: &body\n<< endblock body\n";
+    let out = render_child(parent, &format!("{EXTENDS}[body]\nbody: 1\n"));
+    assert_eq!(out, "body: 1\n");
+}
