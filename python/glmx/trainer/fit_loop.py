@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from glmx.ckpt._rng import rng_state, set_rng_state
+from glmx.ckpt._rng import rng_state
 from glmx.errors import TrainError
 from glmx.trainer import stages
-from glmx.trainer._data_state import loader_generators, set_generators, tokens_of
+from glmx.trainer._data_state import loader_generators, tokens_of
+from glmx.trainer._resume import ResumePoint, loop_state
 from glmx.trainer.metrics import batch_size_of
 from glmx.trainer.optim import parse_configure_optimizers
 
@@ -45,10 +46,7 @@ class FitLoop:
         self.batch_idx = 0  # next batch of that epoch
         self.total_batch_idx = 0  # batches run in this fit, across epochs
         self.epoch_exhausted = False
-        # How much of the last batch's work is done, for a checkpoint taken now: "batch" (its
-        # `on_train_batch_end` hooks ran; a due validation and the epoch end are still to
-        # come), "validation" (only the epoch end may be left), "epoch" (nothing is left).
-        self.done_through = "epoch"
+        self.done_through = "epoch"  # how much of the last batch's work is done (_resume.PHASES)
         self.should_stop = False
         self.sanity_checking = False
         self.validated = False  # a real (not sanity) validation has run in this fit
@@ -63,8 +61,9 @@ class FitLoop:
         self.last_grad_norm: float | None = None
         self._grad_norm: torch.Tensor | None = None
         self._pending = 0  # batches accumulated since the last optimizer step
-        self._resume: dict[str, Any] | None = None
-        self._epoch_start: dict[str, Any] = {}
+        self._resume: ResumePoint | None = None
+        # the RNG and generator states the current epoch's order was drawn from
+        self.epoch_start: dict[str, Any] = {}
         self._window = (time.perf_counter(), 0, 0, 0)  # start, steps, batches, tokens
         self._on_batch_start: list[Any] = []
         self._on_batch_end: list[Any] = []
@@ -229,22 +228,10 @@ class FitLoop:
         elif hasattr(getattr(loader, "sampler", None), "set_epoch"):
             loader.sampler.set_epoch(self.epoch)
         resume, self._resume = self._resume, None
-        skip = 0
-        if resume is not None and resume["batch_idx"] > 0:
-            # Mid-epoch: redraw the epoch's order from the generators as they were when the
-            # epoch began, replay to the saved position, then restore the RNGs of that moment.
-            skip = 0 if resume["loader_restored"] else resume["batch_idx"]
-            if resume.get("epoch_rng") is not None:
-                set_rng_state(resume["epoch_rng"])
-            set_generators(loader, resume.get("epoch_generators"))
-        elif resume is not None:
-            # At an epoch boundary the state saved is the one the next epoch draws from.
-            if resume.get("rng") is not None:
-                set_rng_state(resume["rng"])
-            set_generators(loader, resume.get("generators"))
+        skip = resume.rewind(loader) if resume is not None else 0
         # Creating a torch DataLoader iterator draws its shuffle order (and worker seeds) from
         # these generators: their state now is what a mid-epoch checkpoint must restore.
-        self._epoch_start = {
+        self.epoch_start = {
             "rng": rng_state(),
             "generators": [g.get_state() for g in loader_generators(loader)],
         }
@@ -253,19 +240,7 @@ class FitLoop:
             next(iterator, None)
         self.epoch_exhausted = False
         if resume is not None:
-            self.batch_idx = resume["batch_idx"]
-            if resume["batch_idx"] > 0 and resume.get("rng") is not None:
-                set_rng_state(resume["rng"])
-            self.done_through = resume["done_through"]
-            if self.global_step > 0:
-                # The steps before the checkpoint count: an epoch scheduler stepped by the
-                # pending epoch end must not warn that no optimizer step preceded it
-                # (torch's LRScheduler reads this flag of the optimizer).
-                for opt in t.optimizers:
-                    opt._opt_called = True  # type: ignore[attr-defined]
-            self.epoch_exhausted = self.max_batches is not None and (
-                self.batch_idx >= self.max_batches
-            )
+            resume.arrive(self)
         self.current_epoch = self.epoch
         t._metrics_train.stage = "train_epoch"
         t._call("on_train_epoch_start")
@@ -494,56 +469,11 @@ class FitLoop:
     # -- checkpoint state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The loop's part of a checkpoint: counters, position, RNG and sampler states."""
-        epoch, batch_idx = self.position()
-        state: dict[str, Any] = {
-            "trainer": {
-                "global_step": self.global_step,
-                "epoch": epoch,
-                "batch_idx": batch_idx,
-                "done_through": self.done_through if batch_idx > 0 else "epoch",
-                "total_batch_idx": self.total_batch_idx,
-            },
-            "rng": rng_state(),
-            "epoch_rng": self._epoch_start.get("rng") or rng_state(),
-        }
-        if batch_idx > 0:
-            generators = self._epoch_start.get("generators") or []
-        else:
-            generators = [g.get_state() for g in loader_generators(self.train_loader)]
-        if generators:
-            state["loader_rng"] = {"generators": generators}
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
-        return state
+        return loop_state(self)
 
     def load_state_dict(self, comps: dict[str, Any], loader_restored: bool) -> None:
         """Continue from a checkpoint's :meth:`state_dict` (applied when the epoch starts)."""
-        state = comps["trainer"]
-        self.global_step = int(state["global_step"])
-        self.epoch = self.current_epoch = int(state["epoch"])
-        batch_idx = int(state["batch_idx"])
-        # the count `val_check_interval` follows when `check_val_every_n_epoch` is None
-        total = state.get("total_batch_idx")
-        if total is None and self.max_batches is not None:
-            total = self.epoch * self.max_batches + batch_idx
-        self.total_batch_idx = int(total or 0)
-        done_through = state.get("done_through", "validation")
-        generators = (comps.get("loader_rng") or {}).get("generators")
-        self._resume = {
-            "batch_idx": batch_idx,
-            # checkpoints written before this field finished their batch's work
-            "done_through": done_through if done_through in _PHASES else "validation",
-            "loader_restored": loader_restored,
-            "rng": comps.get("rng"),
-            "epoch_rng": comps.get("epoch_rng"),
-            "generators": generators,
-            "epoch_generators": generators,
-        }
-        if "scaler" in comps and self.scaler is not None:
-            self.scaler.load_state_dict(comps["scaler"])
-
-
-_PHASES = ("batch", "validation", "epoch")
+        self._resume = ResumePoint.from_checkpoint(self, comps, loader_restored)
 
 
 def _overrides(module: Any, hook: str) -> bool:
