@@ -19,7 +19,15 @@ pytest.importorskip("fastapi", reason="the platform extra is not installed")
 pytest.importorskip("transformers", reason="transformers is the vision extra (glmx[vision])")
 pytest.importorskip("sklearn", reason="scikit-learn is the vision extra (glmx[vision])")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-from platform_support import TOKEN, Server, env, start_agent, wait_for  # noqa: E402
+from platform_support import (  # noqa: E402
+    TOKEN,
+    Postgres,
+    Server,
+    env,
+    postgres_available,
+    start_agent,
+    wait_for,
+)
 
 from glmx.image import config_from_fields, write_digits  # noqa: E402
 
@@ -144,6 +152,49 @@ def test_endpoint_validates_limits_and_stores_the_newest(platform):
         assert api.get("/api/v1/runs/999999/confusion").status_code == 404
         api.post(f"/api/v1/runs/{rid}/state", json={"state": "done"}).raise_for_status()
         assert api.post(url, json=ok).status_code == 409  # a finished run takes no more data
+
+
+@pytest.mark.parametrize("db", ["sqlite-0001", "postgresql"])
+def test_an_upgraded_database_and_postgres_store_matrices(tmp_path, db):
+    """A database made by the first migration gets the artifacts table at server start; the
+    newest-step rule holds on PostgreSQL too."""
+    pg = None
+    if db == "postgresql":
+        if not postgres_available():
+            pytest.skip("PostgreSQL 15 is not installed (apt-get install postgresql-15)")
+        pg = Postgres().start()
+        url = pg.url
+    else:
+        from alembic import command
+        from alembic.config import Config
+        from sqlalchemy import inspect
+
+        from glmx.platform.db import MIGRATIONS_DIR, Database
+
+        (tmp_path / "home").mkdir()
+        url = f"sqlite:///{tmp_path / 'home' / 'old.db'}"
+        old = Database(url)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with old.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+        assert "run_artifacts" not in inspect(old.engine).get_table_names()
+        old.dispose()
+    srv = Server(tmp_path / "home", db_url=url).start()
+    try:
+        with srv.client() as api:
+            rid = _external(api, db)
+            url_ = f"/api/v1/runs/{rid}/confusion"
+            for step, stored in ((4, True), (2, False), (4, True), (8, True)):
+                body = _matrix(["a", "b"], step)
+                assert api.post(url_, json=body).json()["stored"] is stored, step
+            got = api.get(url_).json()["matrices"]
+            assert [(m["stage"], m["step"]) for m in got] == [("val", 8)]
+    finally:
+        srv.kill()
+        if pg is not None:
+            pg.stop()
 
 
 def test_reporter_sends_the_val_matrix_of_a_run_started_elsewhere(platform):
