@@ -97,7 +97,8 @@ def test_widget_bar_as_the_executed_notebook_stores_it(tmp_path):
     assert "val/loss=" in label["state"]["value"]
     progress, label = _children(state, test["data"][VIEW]["model_id"])
     assert progress["state"]["description"] == "Testing" and progress["state"]["value"] == 4
-    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    # the summaries go to stdout in a notebook (stderr output is coloured as an error)
+    streams = "".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout")
     assert "Total params" in streams and "`Trainer.fit` stopped: `max_steps=40` reached." in streams
     assert "Last ckpt path:" in streams and "Test metrics: test/loss=" in streams
 

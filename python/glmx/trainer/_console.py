@@ -19,9 +19,12 @@ ACTIVE: list[_Bar] = []  # the bar now drawn in the terminal, if any (last shown
 
 
 def write_line(text: str) -> None:
-    """Print ``text`` on stderr above the active bar (or plainly when there is none)."""
+    """Print ``text`` on stderr above the active bar (or plainly when there is none). In
+    Jupyter it goes to stdout: notebooks colour stderr output as if it were an error."""
+    from glmx.trainer.callbacks import _in_notebook
+
     bar = ACTIVE[-1] if ACTIVE else None
     if bar is not None:
         bar._print_above(text)
     else:
-        print(text, file=sys.stderr, flush=True)
+        print(text, file=sys.stdout if _in_notebook() else sys.stderr, flush=True)
