@@ -251,3 +251,22 @@ def test_registry_survives_corrupt_index_bad_lines_and_fifos(tmp_path):
     assert {"id-good", "id-bad"} <= {row["id"] for row in json.loads(r.stdout)}
     assert "rebuilding it" in r.stderr
     assert good.exists()
+
+
+@pytest.mark.parametrize("name", ["config.json", "events.jsonl", "heartbeat"])
+def test_exp_show_does_not_hang_on_a_fifo_in_the_record(tmp_path, name):
+    root = tmp_path / "proj"
+    events = _run(root, "fifo")
+    target = events.parent / name
+    target.unlink(missing_ok=True)
+    os.mkfifo(target)
+    r = subprocess.run(
+        [sys.executable, "-m", "glmx.cli", "-p", str(root), "exp", "show", "id-fifo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode in (0, 2), r.stderr
+    assert "Traceback" not in r.stderr
+    if r.returncode == 0:
+        assert "not a regular file" in r.stderr, r.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -127,6 +128,23 @@ def _find_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _one_line_warnings(prefix: str) -> None:
+    """glmx's own warnings (a skipped file, a bad line) print as one line naming what they are
+    about; the source line that issued them means nothing to a CLI user. Other packages'
+    warnings keep Python's format."""
+    import warnings
+
+    default = warnings.formatwarning
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def formatwarning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+        if os.path.abspath(filename).startswith(package + os.sep):
+            return f"{prefix}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``glmx`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -138,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     module = importlib.import_module(f"glmx.cli.{COMMANDS[args.command][0]}")
     from glmx.errors import GlmxError
+
+    _one_line_warnings(f"glmx {args.command}")
 
     try:
         return int(module.run(args, args.command) or 0)

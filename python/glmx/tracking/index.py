@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import sqlite3
-import stat
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -24,10 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from glmx.errors import GlmxError
-from glmx.tracking.record import EVENTS_FILE, HEARTBEAT_FILE, RECORD_DIR, RunRecord, fold
+from glmx.tracking.record import (
+    EVENTS_FILE,
+    HEARTBEAT_FILE,
+    MAX_EVENTS_BYTES,
+    RECORD_DIR,
+    RunRecord,
+    fold,
+    read_regular,
+)
 
-#: Largest ``events.jsonl`` (or heartbeat file) the index reads, in bytes.
-MAX_EVENTS_BYTES = 64 * 1024 * 1024
 _NOWHERE = Path("/nonexistent/glmx-event-check")
 
 INDEX_NAME = ".glmx-index.sqlite"
@@ -76,35 +81,11 @@ def find_run_dirs(roots: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
 
 
-def _read_regular(path: Path, limit: int) -> bytes | None:
-    """Contents of ``path`` if it is a regular file of at most ``limit`` bytes, else None
-    (with a warning unless it is missing). Opened non-blocking: a FIFO never blocks."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        warnings.warn(f"{path}: cannot read ({err.strerror}); skipped", stacklevel=3)
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            warnings.warn(f"{path}: not a regular file; skipped", stacklevel=3)
-            return None
-        if st.st_size > limit:
-            warnings.warn(f"{path}: {st.st_size} bytes exceeds {limit}; skipped", stacklevel=3)
-            return None
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(limit + 1)[:limit]
-    finally:
-        os.close(fd)
-
-
 def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The events of the run in ``run_dir``; a line cut by a crash is skipped silently, a
     malformed event (bad JSON, wrong field types) with a warning naming ``file:line``."""
     path = Path(run_dir) / RECORD_DIR / EVENTS_FILE
-    data = _read_regular(path, MAX_EVENTS_BYTES)
+    data = read_regular(path, MAX_EVENTS_BYTES)
     if data is None:
         return []
     lines = data.decode("utf-8", errors="replace").split("\n")
@@ -136,7 +117,7 @@ def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def run_summary(run_dir: str | os.PathLike[str], now: float | None = None) -> dict[str, Any]:
     """What :meth:`RunRecord.summary` returns, read defensively (see :func:`read_events`)."""
     record = RunRecord(run_dir)
-    raw = _read_regular(record.dir / HEARTBEAT_FILE, 4096)
+    raw = read_regular(record.dir / HEARTBEAT_FILE, 4096)
     try:
         heartbeat = float(raw.decode().strip()) if raw else None
     except ValueError:

@@ -16,12 +16,19 @@ import json
 import math
 import os
 import secrets
+import stat
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 RECORD_DIR = "glmx-run"
 EVENTS_FILE = "events.jsonl"
+# Larger files (or FIFOs, devices) are skipped with a warning: reading them could hang or
+# exhaust memory.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+MAX_EVENTS_BYTES = 64 * 1024 * 1024
+MAX_LOG_BYTES = 1024 * 1024 * 1024
 HEARTBEAT_FILE = "heartbeat"
 STATUSES = (
     "created",
@@ -48,6 +55,30 @@ _MAX_WORDS = (
     "spearman",
     "pearson",
 )
+
+
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """Contents of ``path`` if it is a regular file of at most ``limit`` bytes, else None
+    (with a warning unless it is missing). Opened non-blocking: a FIFO never blocks."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        warnings.warn(f"{path}: cannot read ({err.strerror}); skipped", stacklevel=3)
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            warnings.warn(f"{path}: not a regular file; skipped", stacklevel=3)
+            return None
+        if st.st_size > limit:
+            warnings.warn(f"{path}: {st.st_size} bytes exceeds {limit}; skipped", stacklevel=3)
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1)[:limit]
+    finally:
+        os.close(fd)
 
 
 def new_run_id() -> str:
@@ -78,9 +109,10 @@ def read_metrics(
     path = Path(run_dir) / "trainer_logs.json"
     final: dict[str, float] = {}
     best: dict[str, dict[str, float]] = {}
-    if not path.exists():
+    raw = read_regular(path, MAX_LOG_BYTES)
+    if raw is None:
         return final, best
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in raw.decode("utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
@@ -178,17 +210,19 @@ class RunRecord:
 
     def last_heartbeat(self) -> float | None:
         """Time of the last heartbeat, ``None`` if there was none."""
+        raw = read_regular(self.dir / HEARTBEAT_FILE, 4096)
         try:
-            return float((self.dir / HEARTBEAT_FILE).read_text(encoding="utf-8").strip())
-        except (OSError, ValueError):
+            return float(raw.decode("utf-8", errors="replace").strip()) if raw else None
+        except ValueError:
             return None
 
     def events(self) -> list[dict[str, Any]]:
         """All events in order; a line cut by a crash is skipped."""
-        if not self.exists():
+        raw = read_regular(self.events_path, MAX_EVENTS_BYTES) if self.exists() else None
+        if raw is None:
             return []
         out = []
-        for line in self.events_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in raw.decode("utf-8", errors="replace").splitlines():
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
@@ -199,10 +233,12 @@ class RunRecord:
 
     def config(self) -> dict[str, Any]:
         """The config stored at creation (``{}`` when none was given)."""
+        raw = read_regular(self.dir / "config.json", MAX_CONFIG_BYTES)
         try:
-            return json.loads((self.dir / "config.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            cfg = json.loads(raw.decode("utf-8")) if raw else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
             return {}
+        return cfg if isinstance(cfg, dict) else {}
 
     def summary(self, now: float | None = None, dead_after: float = DEAD_AFTER_S) -> dict[str, Any]:
         """The run's current state folded from its events, heartbeat and training log."""
