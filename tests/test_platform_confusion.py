@@ -301,6 +301,13 @@ def test_class_names_are_text_and_runs_without_a_matrix_show_none(platform, brow
         body = _matrix([XSS, "a&b", "x" * 60])
         assert api.post(f"/api/v1/runs/{hostile}/confusion", json=body).status_code == 200
         plain = _external(api, "no matrix")
+        many = _external(api, "many classes")
+        names = [f"class {i}" for i in range(256)]
+        diag = {"stage": "val", "step": 1, "classes": names}
+        diag["matrix"] = [
+            [5 * (i == j) + (j == (i + 1) % 256) for j in range(256)] for i in range(256)
+        ]
+        assert api.post(f"/api/v1/runs/{many}/confusion", json=diag).status_code == 200
     pg = Page(browser, platform["srv"].url)
     pg.page.goto(f"{pg.url}/#/run/{hostile}")
     pg.page.wait_for_selector("#confusion svg")
@@ -310,6 +317,16 @@ def test_class_names_are_text_and_runs_without_a_matrix_show_none(platform, brow
     assert shown == [XSS[:13] + "\u2026", "a&b", "x" * 13 + "\u2026"]  # long names shortened
     assert pg.page.locator("img").count() == 0
     assert pg.page.locator("#confusion-stage").is_hidden()  # one stage: no picker
+    # 256 classes: one pixel per cell, the hovered cell named in the info line
+    pg.page.goto(f"{pg.url}/#/run/{many}")
+    cells = pg.page.wait_for_selector('#confusion svg[data-classes="256"] image.cells')
+    assert cells.get_attribute("data-cells") == str(256 * 256)
+    assert pg.page.locator("#confusion rect[data-cell]").count() == 0
+    box = cells.bounding_box()
+    pg.page.mouse.move(box["x"] + box["width"] * 10.5 / 256, box["y"] + box["height"] * 10.5 / 256)
+    assert (
+        pg.page.inner_text("#confusion-info") == "true class 10, predicted class 10: 5 of 6 (83.3%)"
+    )
     pg.page.goto(f"{pg.url}/#/run/{plain}")
     pg.page.wait_for_selector("#run-title")
     pg.page.wait_for_selector("#log", state="attached")

@@ -125,8 +125,10 @@ function confusionPanel() {
   function draw() {
     const m = mats.find((x) => x.stage === stage.value) || mats[0];
     const { right, all, acc } = accuracy(m);
-    info.textContent = `${m.stage}, step ${m.step}: ${right} of ${all} right (${(100 * acc).toFixed(1)}%)`;
-    box.replaceChildren(h("div", { class: "matrix" }, confusionChart(m)), classTable(m));
+    const summary = `${m.stage}, step ${m.step}: ${right} of ${all} right (${(100 * acc).toFixed(1)}%)`;
+    info.textContent = summary;
+    const onHover = (text) => { info.textContent = text || summary; };
+    box.replaceChildren(h("div", { class: "matrix" }, confusionChart(m, { onHover })), classTable(m));
   }
   function update(list) {
     const sig = list.map((m) => `${m.stage}@${m.step}@${m.t}`).join("|");
@@ -158,6 +160,7 @@ async function runView(main, parts) {
   const msg = h("div", { class: "error", id: "action-error" });
   const tb = h("div", { id: "tb" });
   const confusion = confusionPanel();
+  let confusionFinal = false;
   const axis = h("select", { id: "x-axis", onchange: () => chartsFor(charts, series, { axis: axis.value }) },
     ["step", "epoch", "time"].map((a) => h("option", { value: a }, a)));
   const action = (name) => h("button", { id: `action-${name}`, class: name === "cancel" ? "danger" : "secondary",
@@ -195,7 +198,10 @@ async function runView(main, parts) {
     const lines = (await api("GET", `/runs/${id}/logs?tail=200`)).lines;
     log.textContent = lines.map((l) => l.line).join("\n");
     log.scrollTop = log.scrollHeight;
-    confusion.update((await api("GET", `/runs/${id}/confusion`)).matrices);
+    if (!confusionFinal) {  // a finished run's matrices no longer change: fetched once more
+      confusionFinal = ["done", "failed", "cancelled", "preempted"].includes(run.state);
+      confusion.update((await api("GET", `/runs/${id}/confusion`)).matrices);
+    }
     if (run.external) {  // its checkpoints stay on the machine that ran it
       ckpts.replaceChildren(h("tr", {}, h("td", { class: "muted", colspan: 2 }, "a run started elsewhere: checkpoints are in its run dir")));
       return;
