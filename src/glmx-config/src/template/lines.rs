@@ -156,17 +156,26 @@ fn close_tags(trim: bool, name: &str) -> String {
     }
 }
 
-/// Closing tags for the blocks popped off `open` whose indent is at least `indent`.
-fn close_down_to(open: &mut Vec<(usize, String, bool)>, indent: usize) -> String {
-    let mut tags = String::new();
+/// Closing tags for the blocks popped off `open` whose indent is at least `indent`, innermost
+/// first, in two parts: the tags that go in front of the quiet lines before the closing point,
+/// and the tags that go at the closing point itself. The second part starts at the first
+/// `[name!]` block: a trimmed block takes the quiet lines after it (and trims them away, as the
+/// reference engine does), so the blocks around it close after them too.
+fn close_down_to(open: &mut Vec<(usize, String, bool)>, indent: usize) -> (String, String) {
+    let (mut before_quiet, mut at_point) = (String::new(), String::new());
     while let Some((open_indent, name, trim)) = open.last() {
         if *open_indent < indent {
             break;
         }
-        tags.push_str(&close_tags(*trim, name));
+        let part = if *trim || !at_point.is_empty() {
+            &mut at_point
+        } else {
+            &mut before_quiet
+        };
+        part.push_str(&close_tags(*trim, name));
         open.pop();
     }
-    tags
+    (before_quiet, at_point)
 }
 
 /// Start of the run of quiet lines that ends right before line `end`.
@@ -193,9 +202,11 @@ fn close_before_quiet_line(lines: &mut [String], at: usize, tags: &str) {
 
 /// Replaces `[name]` header lines by `{% block name %}` (`[name!]`: the block inside and
 /// around a [`TRIM_FILTER`] filter) and closes each block at the next header at the same or lower
-/// indent, or at the end of the text. The block ends after its last line that renders
-/// anything: blank lines and `##` comments between it and the next header (or the end) belong
-/// to the text after the block, so they survive when a child template overrides the block.
+/// indent, or at the end of the text. A block ends after its last line that renders anything:
+/// blank lines and `##` comments between it and the next header (or the end) belong to the text
+/// after the block, so they survive when a child template overrides the block. A block ends
+/// with a line break even when the file does not (a child's last block would otherwise run
+/// into the parent's next line).
 fn apply_block_shorthand(mut lines: Vec<String>, quiet: &[bool]) -> String {
     let mut open: Vec<(usize, String, bool)> = Vec::new();
     for i in 0..lines.len() {
@@ -203,33 +214,48 @@ fn apply_block_shorthand(mut lines: Vec<String>, quiet: &[bool]) -> String {
             continue;
         };
         let name = name.to_string();
-        let tags = close_down_to(&mut open, indent);
-        let ending = if lines[i].ends_with("\r\n") {
-            "\r\n"
-        } else if lines[i].ends_with('\n') {
-            "\n"
-        } else {
-            ""
-        };
+        let (before_quiet, at_point) = close_down_to(&mut open, indent);
+        let ending = line_ending(&lines[i]);
         let run = quiet_run_start(quiet, i);
-        let header = if run < i {
-            close_before_quiet_line(&mut lines, run, &tags);
-            format!("{}{ending}", open_tags(trim, &name))
+        let tags = if run < i {
+            close_before_quiet_line(&mut lines, run, &before_quiet);
+            at_point
         } else {
-            format!("{tags}{}{ending}", open_tags(trim, &name))
+            before_quiet + &at_point
         };
-        lines[i] = header;
+        lines[i] = format!("{tags}{}{ending}", open_tags(trim, &name));
         open.push((indent, name, trim));
     }
-    let tags = close_down_to(&mut open, 0);
+    let (before_quiet, at_point) = close_down_to(&mut open, 0);
     let run = quiet_run_start(quiet, lines.len());
-    if run < lines.len() {
-        close_before_quiet_line(&mut lines, run, &tags);
-        lines.concat()
+    let tags = if run < lines.len() {
+        close_before_quiet_line(&mut lines, run, &before_quiet);
+        at_point
     } else {
-        let mut out = lines.concat();
-        out.push_str(&tags);
-        out
+        before_quiet + &at_point
+    };
+    let newline = if lines.iter().any(|l| l.ends_with("\r\n")) {
+        "\\r\\n"
+    } else {
+        "\\n"
+    };
+    let unterminated = lines.last().is_some_and(|l| line_ending(l).is_empty());
+    let mut out = lines.concat();
+    if !tags.is_empty() && run == lines.len() && unterminated {
+        // The line break the file lacks, as a value: the line count stays the file's.
+        out.push_str(&format!("{{{{ \"{newline}\" | safe }}}}"));
+    }
+    out.push_str(&tags);
+    out
+}
+
+fn line_ending(line: &str) -> &'static str {
+    if line.ends_with("\r\n") {
+        "\r\n"
+    } else if line.ends_with('\n') {
+        "\n"
+    } else {
+        ""
     }
 }
 
@@ -297,10 +323,16 @@ mod tests {
             preprocess("[a]\nx: 1\n\n"),
             "{% block a %}\nx: 1\n{% endblock a +%}\n"
         );
+        // A last line without a line break gets one inside the block, as a value.
         assert_eq!(
             preprocess("[a]\nx: 1"),
-            "{% block a %}\nx: 1{% endblock a %}"
+            "{% block a %}\nx: 1{{ \"\\n\" | safe }}{% endblock a %}"
         );
+        assert_eq!(
+            preprocess("[a]\r\nx: 1"),
+            "{% block a %}\r\nx: 1{{ \"\\r\\n\" | safe }}{% endblock a %}"
+        );
+        assert_eq!(preprocess("x: 1"), "x: 1");
     }
 
     #[test]
@@ -317,11 +349,18 @@ mod tests {
     }
 
     #[test]
-    fn trimmed_block_keeps_the_blank_line_after_it() {
+    fn trimmed_block_takes_the_blank_lines_after_it() {
         assert_eq!(
             preprocess("[a!]\nx: 1\n\n[b]\n"),
-            "{% filter trim_block %}{% block a %}{% filter trim_block %}\nx: 1\n\
-             {% endfilter %}{% endblock a %}{% endfilter +%}\n{% block b %}\n{% endblock b %}"
+            "{% filter trim_block %}{% block a %}{% filter trim_block %}\nx: 1\n\n\
+             {% endfilter %}{% endblock a %}{% endfilter %}{% block b %}\n{% endblock b %}"
+        );
+        // A plain block inside closes before the blank line, the trimmed one after it.
+        assert_eq!(
+            preprocess("[o!]\n  [i]\n  x: 1\n\n[p]\n"),
+            "{% filter trim_block %}{% block o %}{% filter trim_block %}\n{% block i %}\n  x: 1\n\
+             {% endblock i +%}\n{% endfilter %}{% endblock o %}{% endfilter %}{% block p %}\n\
+             {% endblock p %}"
         );
     }
 

@@ -103,17 +103,18 @@ fn child_overrides_nested_commented_and_crlf_blocks() {
 }
 
 #[test]
-fn trimmed_block_ends_its_line_and_keeps_the_blank_line() {
+fn trimmed_block_ends_its_line_and_takes_the_blank_lines() {
     let r = |t: &str| render_str(t, &[], ()).unwrap();
-    assert_eq!(r("[a!]\n\nx: 1\n\n[b]\ny: 2\n"), "x: 1\n\ny: 2\n");
+    assert_eq!(r("[a!]\n\nx: 1\n\n[b]\ny: 2\n"), "x: 1\ny: 2\n");
     assert_eq!(r("[a!]\nx: 1\n[b]\ny: 2\n"), "x: 1\ny: 2\n");
     assert_eq!(r("m:\n  [a!]\n\n  x: 1\n"), "m:\n  x: 1\n");
-    // Statements only: nothing at all, and what they set is visible after the block.
+    // Statements only (Forgather's `[head!]`): nothing at all, not even the blank line after
+    // it, and what the statements set is visible after the block.
     assert_eq!(
-        r("-- set ns = namespace(x=0)\n[head!]\n  [in]\n  -- set ns.x = 3\n[body]\nx: {{ ns.x }}\n"),
+        r("-- set ns = namespace(x=0)\n[head!]\n  [in]\n  -- set ns.x = 3\n\n[body]\nx: {{ ns.x }}\n"),
         "x: 3\n"
     );
-    // A child's own `[a!]` trims its override of a plain `[a]`.
+    // A child's own `[a!]` trims its override of a plain `[a]`; the parent's blank line stays.
     assert_eq!(
         render_child(
             "[a]\nx: 1\n\n[b]\ny: 2\n",
@@ -127,7 +128,7 @@ fn trimmed_block_ends_its_line_and_keeps_the_blank_line() {
             "[o!]\nm:\n  [i]\n  x: 1\n\n[p]\ny: 2\n",
             &format!("{EXTENDS}  [i]\n  x: 5\n")
         ),
-        "m:\n  x: 5\n\ny: 2\n"
+        "m:\n  x: 5\ny: 2\n"
     );
     // The parent's `!` also trims a child's override.
     assert_eq!(
@@ -135,7 +136,24 @@ fn trimmed_block_ends_its_line_and_keeps_the_blank_line() {
             "[a!]\nx: 1\n\n[b]\ny: 2\n",
             &format!("{EXTENDS}[a]\n\n\nx: 2\n\n")
         ),
+        "x: 2\ny: 2\n"
+    );
+}
+
+#[test]
+fn child_block_at_end_of_file_without_line_break_ends_its_line() {
+    // Forgather's torchtitan configs end without a final line break.
+    let parent = "[a]\nx: 1\n\n[b]\ny: 2\n";
+    assert_eq!(
+        render_child(parent, &format!("{EXTENDS}[a]\nx: 2")),
         "x: 2\n\ny: 2\n"
+    );
+    assert_eq!(
+        render_child(
+            "[a]\r\nx: 1\r\n\r\n[b]\r\ny: 2\r\n",
+            "-- extends 'parent.yaml'\r\n[a]\r\nx: 2"
+        ),
+        "x: 2\r\n\r\ny: 2\r\n"
     );
 }
 
