@@ -263,7 +263,11 @@ def _finished(platform) -> dict:
 
 
 def test_digits_run_page_draws_the_confusion_matrix(platform, browser):
+    from glmx.platform import Client
+
     mats = _finished(platform)
+    with Client(platform["srv"].url, TOKEN) as client:
+        assert client.confusion(platform["run"]["id"]) == mats
     assert [m["stage"] for m in mats] == ["val", "test"]
     for m in mats:
         assert m["classes"] == DIGITS and len(m["matrix"]) == 10

@@ -160,6 +160,11 @@ class Client:
         """The run's checkpoints with their files."""
         return self.request("GET", f"/api/v1/runs/{int(run_id)}/checkpoints")["checkpoints"]
 
+    def confusion(self, run_id: int) -> list[dict]:
+        """An image run's newest confusion matrix per stage: ``{stage, step, classes, matrix,
+        t}`` (rows = true class), val first; empty for other runs."""
+        return self.request("GET", f"/api/v1/runs/{int(run_id)}/confusion")["matrices"]
+
     def wait(self, run_id: int, timeout: float = 600.0, poll: float = 0.5) -> dict[str, Any]:
         """Polls until the run reaches a final state; returns it."""
         import time
