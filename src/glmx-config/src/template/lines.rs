@@ -209,6 +209,7 @@ fn close_before_quiet_line(lines: &mut [String], at: usize, tags: &str) {
 /// into the parent's next line).
 fn apply_block_shorthand(mut lines: Vec<String>, quiet: &[bool]) -> String {
     let mut open: Vec<(usize, String, bool)> = Vec::new();
+    let mut last_header = None;
     for i in 0..lines.len() {
         let Some((indent, name, trim)) = block_header(&lines[i]) else {
             continue;
@@ -225,6 +226,7 @@ fn apply_block_shorthand(mut lines: Vec<String>, quiet: &[bool]) -> String {
         };
         lines[i] = format!("{tags}{}{ending}", open_tags(trim, &name));
         open.push((indent, name, trim));
+        last_header = Some(i);
     }
     let (before_quiet, at_point) = close_down_to(&mut open, 0);
     let run = quiet_run_start(quiet, lines.len());
@@ -239,7 +241,9 @@ fn apply_block_shorthand(mut lines: Vec<String>, quiet: &[bool]) -> String {
     } else {
         "\\n"
     };
-    let unterminated = lines.last().is_some_and(|l| line_ending(l).is_empty());
+    // (An empty block on the last line has no line to end.)
+    let unterminated = lines.last().is_some_and(|l| line_ending(l).is_empty())
+        && last_header != Some(lines.len() - 1);
     let mut out = lines.concat();
     if !tags.is_empty() && run == lines.len() && unterminated {
         // The line break the file lacks, as a value: the line count stays the file's.
@@ -333,6 +337,7 @@ mod tests {
             "{% block a %}\r\nx: 1{{ \"\\r\\n\" | safe }}{% endblock a %}"
         );
         assert_eq!(preprocess("x: 1"), "x: 1");
+        assert_eq!(preprocess("[a]"), "{% block a %}{% endblock a %}");
     }
 
     #[test]
