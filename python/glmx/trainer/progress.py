@@ -213,12 +213,13 @@ class ProgressBar(_callbacks.ProgressBar):
     # validation and test: a bar of batches (in place of the training bar during fit)
     def _fit_val_total(self, trainer: Trainer) -> int | None:
         loop, total = trainer.fit_loop, 0
+        limit: int | None = getattr(loop, "val_limit", None)
         for loader in getattr(loop, "val_loaders", None) or []:
             n = num_batches(loader)
-            limit = getattr(loop, "val_limit", None)
-            if n is None and limit is None:
-                return None
-            total += n if limit is None else limit if n is None else min(n, limit)
+            counts = [c for c in (n, limit) if c is not None]
+            if not counts:
+                return None  # a loader without a length and no limit: count only
+            total += min(counts)
         return total or None
 
     def _eval_start(self, trainer: Trainer, title: str) -> None:
