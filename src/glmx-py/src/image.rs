@@ -2,13 +2,17 @@
 
 use std::sync::{Arc, Mutex};
 
+use glmx_core::data::image::pool::PooledBuffer;
 use glmx_core::data::image::{
-    ImageBatch, ImageFolder, ImageLoader, ImageLoaderConfig, ImageNext, ImageSpec, OnBad,
+    ImageBatch, ImageFolder, ImageLoader, ImageLoaderConfig, ImageNext, ImageSpec, OnBad, Pixels,
 };
 use glmx_core::data::Position;
 use glmx_core::CoreError;
+use numpy::ndarray::ArrayView1;
+use numpy::PyArray1;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::PyDict;
 
 use crate::errors::BindingResult;
@@ -176,7 +180,7 @@ impl NativeImageLoader {
             ImageNext::Pending => run_released(py, |signals| loader.next_batch(signals))?,
         };
         match batch {
-            Some(b) => Ok(batch_to_dict(py, &b)?),
+            Some(b) => Ok(batch_to_dict(py, b)?),
             None => Err(PyStopIteration::new_err(()).into()),
         }
     }
@@ -192,17 +196,46 @@ fn decode_image(py: Python<'_>, path: String) -> BindingResult<PyObject> {
     Ok(to_py(py, &t)?)
 }
 
-fn batch_to_dict(py: Python<'_>, b: &ImageBatch) -> PyResult<PyObject> {
+fn batch_to_dict(py: Python<'_>, b: ImageBatch) -> PyResult<PyObject> {
     let d = PyDict::new(py);
-    d.set_item("pixel_values", to_py(py, &b.pixel_values)?)?;
+    d.set_item("pixel_values", pixels_to_py(py, b.pixel_values)?)?;
     d.set_item("labels", to_py(py, &b.labels)?)?;
     d.set_item("sample_index", to_py(py, &b.sample_index)?)?;
     Ok(d.into_any().unbind())
 }
 
+/// Keeps a pooled pixel buffer alive while a tensor views it; dropping the last view gives the
+/// buffer back to the loader's pool.
+#[pyclass(module = "glmx._glmx", name = "_HostPixels", frozen)]
+struct HostPixels {
+    buffer: PooledBuffer,
+}
+
+static FROM_NUMPY: GILOnceCell<PyObject> = GILOnceCell::new();
+
+/// A torch tensor over the batch's pixels without a copy: pooled host memory is viewed through
+/// a numpy array whose base object owns the buffer (`torch.from_numpy` keeps it alive).
+fn pixels_to_py(py: Python<'_>, pixels: Pixels) -> PyResult<PyObject> {
+    let (buffer, shape) = match pixels {
+        Pixels::Tensor(t) => return to_py(py, &t),
+        Pixels::Host { buffer, shape } => (buffer, shape),
+    };
+    let owner = Bound::new(py, HostPixels { buffer })?;
+    let view = ArrayView1::from(owner.get().buffer.as_slice());
+    // SAFETY: `owner` becomes the array's base object, so the buffer outlives the array; the
+    // buffer is never reallocated while a `HostPixels` holds it.
+    let array = unsafe { PyArray1::borrow_from_array(&view, owner.clone().into_any()) };
+    let from_numpy = FROM_NUMPY.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("torch")?.getattr("from_numpy")?.unbind())
+    })?;
+    let flat = from_numpy.bind(py).call1((array,))?;
+    Ok(flat.call_method1("view", (shape.to_vec(),))?.unbind())
+}
+
 /// Registers the classes on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeImageLoader>()?;
+    m.add_class::<HostPixels>()?;
     m.add_function(wrap_pyfunction!(decode_image, m)?)?;
     Ok(())
 }

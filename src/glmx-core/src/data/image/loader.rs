@@ -15,8 +15,11 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::cancel::Interrupt;
+use crate::data::image::decode::{decode_file_into, Rgb};
 use crate::data::image::folder::ImageFolder;
-use crate::data::image::transform::{decode_file, plan, render, ImageSpec};
+use crate::data::image::pool::{BufferPool, PooledBuffer};
+use crate::data::image::resample::{render_into, Buffers, Norm, Pixel};
+use crate::data::image::transform::{plan, ImageSpec};
 use crate::data::sampler::{Permutation, Plan, Step};
 use crate::data::transform::sample_rng;
 use crate::data::Position;
@@ -60,10 +63,36 @@ pub struct ImageLoaderConfig {
     pub on_bad: OnBad,
 }
 
+/// The pixel rows of a batch, `[rows, 3, H, W]`.
+pub enum Pixels {
+    /// A host tensor: uint8 when configured, pinned when copying to CUDA.
+    Tensor(Tensor),
+    /// Float32 in recycled host memory (see [`crate::data::image::pool`]): the binding hands
+    /// it to Python without a copy and the buffer returns to the pool with the last reference.
+    Host {
+        /// `rows * 3 * H * W` values.
+        buffer: PooledBuffer,
+        /// `[rows, 3, H, W]`.
+        shape: [i64; 4],
+    },
+}
+
+impl Pixels {
+    /// A tensor of the pixels (a copy for [`Pixels::Host`]).
+    pub fn to_tensor(&self) -> Result<Tensor, CoreError> {
+        Ok(match self {
+            Pixels::Tensor(t) => t.shallow_clone(),
+            Pixels::Host { buffer, shape } => {
+                Tensor::f_from_slice(buffer.as_slice())?.f_reshape(shape)?
+            }
+        })
+    }
+}
+
 /// One batch of host tensors.
 pub struct ImageBatch {
-    /// `[rows, 3, H, W]` float32 (uint8 when configured).
-    pub pixel_values: Tensor,
+    /// `[rows, 3, H, W]` normalized float32 (uint8 in [0, 255] when configured).
+    pub pixel_values: Pixels,
     /// Class index per row, int64; -100 for padding and skipped rows.
     pub labels: Tensor,
     /// Global image index per row, int64; -1 for padding and skipped rows.
@@ -107,6 +136,7 @@ pub struct ImageLoader {
     pos: Position,
     producer: Option<Producer>,
     pool: Option<(u32, Arc<rayon::ThreadPool>)>,
+    buffers: Arc<BufferPool>,
     bad: Arc<AtomicU64>,
 }
 
@@ -122,12 +152,15 @@ impl ImageLoader {
         cfg.spec.check()?;
         let mut cfg = cfg;
         cfg.pin_memory = cfg.pin_memory && tch::Cuda::is_available();
+        let keep = cfg.prefetch.max(1) + 2;
         Ok(ImageLoader {
             data,
             cfg,
             pos: Position::default(),
             producer: None,
             pool: None,
+            // The prefetched batches, the one being built and one or two the caller holds.
+            buffers: BufferPool::new(keep),
             bad: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -193,6 +226,7 @@ impl ImageLoader {
             plan: self.plan(),
             start: self.pos,
             bad: self.bad.clone(),
+            buffers: self.buffers.clone(),
         };
         let stop2 = stop.clone();
         let handle = std::thread::Builder::new()
@@ -284,6 +318,7 @@ struct Job {
     plan: Plan,
     start: Position,
     bad: Arc<AtomicU64>,
+    buffers: Arc<BufferPool>,
 }
 
 impl Job {
@@ -326,30 +361,33 @@ impl Job {
                 t
             })
         };
-        let pix_kind = if self.cfg.uint8 {
-            Kind::Uint8
-        } else {
-            Kind::Float
-        };
-        let pixel_values = alloc(pix_kind, &[rows, 3, h, w])?;
         let labels = alloc(Kind::Int64, &[rows])?;
         let sample_index = alloc(Kind::Int64, &[rows])?;
         let (r, per) = (rows as usize, (3 * h * w) as usize);
         // SAFETY: each tensor was just allocated, is contiguous with exactly r*per (or r)
         // elements of the matching dtype, and nothing else references it until we return.
-        unsafe {
+        let pixel_values = unsafe {
             let lab = std::slice::from_raw_parts_mut(labels.data_ptr() as *mut i64, r);
             let idx = std::slice::from_raw_parts_mut(sample_index.data_ptr() as *mut i64, r);
             if self.cfg.uint8 {
-                let px =
-                    std::slice::from_raw_parts_mut(pixel_values.data_ptr() as *mut u8, r * per);
+                let t = alloc(Kind::Uint8, &[rows, 3, h, w])?;
+                let px = std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, r * per);
                 self.fill(perm, step, epoch, px, lab, idx)?;
+                Pixels::Tensor(t)
+            } else if self.cfg.pin_memory {
+                let t = alloc(Kind::Float, &[rows, 3, h, w])?;
+                let px = std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, r * per);
+                self.fill(perm, step, epoch, px, lab, idx)?;
+                Pixels::Tensor(t)
             } else {
-                let px =
-                    std::slice::from_raw_parts_mut(pixel_values.data_ptr() as *mut f32, r * per);
-                self.fill(perm, step, epoch, px, lab, idx)?;
+                let mut buffer = self.buffers.take(r * per);
+                self.fill(perm, step, epoch, buffer.as_mut_slice(), lab, idx)?;
+                Pixels::Host {
+                    buffer,
+                    shape: [rows, 3, h, w],
+                }
             }
-        }
+        };
         Ok(ImageBatch {
             pixel_values,
             labels,
@@ -370,8 +408,7 @@ impl Job {
         let spec = &self.cfg.spec;
         let (ow, oh) = (spec.width as usize, spec.height as usize);
         let per = 3 * ow * oh;
-        let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * spec.std[c]));
-        let shift: [f32; 3] = std::array::from_fn(|c| spec.mean[c] / spec.std[c]);
+        let norm = Norm::mean_std(spec.mean, spec.std);
         px.par_chunks_mut(per)
             .zip(labels.par_iter_mut())
             .zip(index.par_iter_mut())
@@ -389,52 +426,37 @@ impl Job {
                 }
                 let i = perm.apply(p);
                 let path = &self.data.files[i as usize];
-                let img = match decode_file(path) {
-                    Ok(img) => img,
-                    Err(e) if self.cfg.on_bad == OnBad::Skip => {
+                SCRATCH.with_borrow_mut(|s| {
+                    if let Err(e) = decode_file_into(path, &mut s.bytes, &mut s.img) {
+                        if self.cfg.on_bad != OnBad::Skip {
+                            return Err(e);
+                        }
                         if self.bad.fetch_add(1, Ordering::Relaxed) < 10 {
                             tracing::warn!("skipping unreadable image: {e}");
                         }
                         pad(px, label, index);
                         return Ok(());
                     }
-                    Err(e) => return Err(e),
-                };
-                let mut rng = sample_rng(self.cfg.seed, epoch, i);
-                let plan = plan(spec, img.width, img.height, &mut rng);
-                let mut buf = vec![0f32; per];
-                render(&img, &plan, ow, oh, &mut buf);
-                let plane = ow * oh;
-                for (c, (dst, src)) in px.chunks_mut(plane).zip(buf.chunks(plane)).enumerate() {
-                    for (d, v) in dst.iter_mut().zip(src) {
-                        *d = P::from_value(*v, scale[c], shift[c]);
-                    }
-                }
-                *label = self.data.labels[i as usize] as i64;
-                *index = i as i64;
-                Ok(())
+                    let mut rng = sample_rng(self.cfg.seed, epoch, i);
+                    let plan = plan(spec, s.img.width, s.img.height, &mut rng);
+                    render_into(&s.img, &plan, ow, oh, &norm, px, &mut s.resample);
+                    *label = self.data.labels[i as usize] as i64;
+                    *index = i as i64;
+                    Ok(())
+                })
             })
     }
 }
 
-/// A pixel type of the output tensor.
-trait Pixel: Copy + Send + Sync {
-    const ZERO: Self;
-    fn from_value(v: f32, scale: f32, shift: f32) -> Self;
+/// Per-thread buffers reused from image to image (file bytes, decoded pixels, the resampler's
+/// intermediate planes): allocating them per image costs page faults on every image.
+#[derive(Default)]
+struct Scratch {
+    bytes: Vec<u8>,
+    img: Rgb,
+    resample: Buffers,
 }
 
-impl Pixel for f32 {
-    const ZERO: Self = 0.0;
-    #[inline]
-    fn from_value(v: f32, scale: f32, shift: f32) -> Self {
-        v * scale - shift
-    }
-}
-
-impl Pixel for u8 {
-    const ZERO: Self = 0;
-    #[inline]
-    fn from_value(v: f32, _: f32, _: f32) -> Self {
-        (v + 0.5) as u8
-    }
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }

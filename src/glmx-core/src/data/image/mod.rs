@@ -3,13 +3,23 @@
 //! DNA loader ([`crate::data::sampler`], [`crate::data::Position`]).
 //!
 //! - [`folder`]: scanning a split (sorted classes, class-major sorted files, clear errors).
-//! - [`transform`]: decoding (the `image` crate: zune-jpeg, png) and the per-image kernel.
+//! - [`decode`]: JPEG (zune-jpeg) and PNG (the `image` crate) to RGB, into reused buffers.
+//! - [`transform`]: the spec and the per-image crop plan (torchvision's sampling).
+//! - [`resample`]: the per-image kernel (resample, flip, normalize into the batch row).
 //! - [`loader`]: the threaded, prefetching, resumable batch stream.
+//! - [`pool`]: recycled host memory for float32 batches.
 
+pub mod decode;
 pub mod folder;
 pub mod loader;
+pub mod pool;
+pub mod resample;
 pub mod transform;
 
+#[cfg(test)]
+mod tests;
+
+pub use decode::{decode_file, Rgb};
 pub use folder::ImageFolder;
-pub use loader::{ImageBatch, ImageLoader, ImageLoaderConfig, ImageNext, OnBad};
-pub use transform::{decode_file, ImageSpec};
+pub use loader::{ImageBatch, ImageLoader, ImageLoaderConfig, ImageNext, OnBad, Pixels};
+pub use transform::ImageSpec;

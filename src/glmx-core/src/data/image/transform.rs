@@ -1,11 +1,8 @@
-//! Decoding and the per-image kernel: crop box (random resized crop or resize + center crop),
-//! antialiased bilinear resampling (PIL's filter: a triangle widened by the downscale factor),
-//! horizontal flip, and mean/std normalization into one CHW row of a batch.
+//! What to make of each image ([`ImageSpec`]) and its crop [`Plan`]: torchvision's random
+//! resized crop and flip coin, or resize + center crop; [`super::resample`] carries it out.
 //!
 //! All randomness of an image comes from `sample_rng(seed, epoch, index)`, so the output never
 //! depends on thread count, batch composition or where a run resumed.
-
-use std::path::Path;
 
 use crate::data::transform::Rng;
 use crate::error::CoreError;
@@ -68,53 +65,6 @@ impl ImageSpec {
         }
         Ok(())
     }
-}
-
-/// A decoded RGB image, 8 bits per channel, interleaved, row-major.
-pub struct Rgb {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// `width * height * 3` bytes.
-    pub data: Vec<u8>,
-}
-
-/// Reads and decodes a JPEG or PNG file to RGB (grayscale replicated, alpha dropped: PIL's
-/// `convert("RGB")`). Errors name the file.
-pub fn decode_file(path: &Path) -> Result<Rgb, CoreError> {
-    let bytes = std::fs::read(path).map_err(|source| CoreError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    decode_bytes(&bytes).map_err(|why| {
-        CoreError::Data(format!(
-            "cannot decode image {}: {why} (remove or replace the file, or pass on_bad_image=\"skip\")",
-            path.display()
-        ))
-    })
-}
-
-/// Decodes JPEG or PNG bytes to RGB.
-pub fn decode_bytes(bytes: &[u8]) -> Result<Rgb, String> {
-    let format = ::image::guess_format(bytes).map_err(|_| "not a JPEG or PNG file".to_string())?;
-    if !matches!(
-        format,
-        ::image::ImageFormat::Jpeg | ::image::ImageFormat::Png
-    ) {
-        return Err(format!("unsupported format {format:?} (only JPEG and PNG)"));
-    }
-    let img = ::image::load_from_memory_with_format(bytes, format).map_err(|e| e.to_string())?;
-    let rgb = img.into_rgb8();
-    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-    if w == 0 || h == 0 {
-        return Err("image has no pixels".into());
-    }
-    Ok(Rgb {
-        width: w,
-        height: h,
-        data: rgb.into_raw(),
-    })
 }
 
 #[inline]
@@ -190,119 +140,5 @@ pub fn plan(spec: &ImageSpec, w: usize, h: usize, rng: &mut Rng) -> Plan {
         scaled: (ow, oh),
         offset: (0, 0),
         flip,
-    }
-}
-
-/// Resampling taps of one axis for output pixels `[off, off + n)` of a resize of the source
-/// span `[in0, in1)` (of an axis `in_size` long) to `out_size` pixels: PIL's
-/// `precompute_coeffs` with the bilinear (triangle) filter.
-struct Taps {
-    start: Vec<usize>,
-    len: Vec<usize>,
-    width: usize,
-    weights: Vec<f32>,
-}
-
-fn taps(in_size: usize, in0: f64, in1: f64, out_size: usize, off: usize, n: usize) -> Taps {
-    let scale = (in1 - in0) / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = filterscale; // triangle support 1.0, widened when downscaling
-    let width = (support.ceil() as usize) * 2 + 1;
-    let (mut start, mut len) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut weights = vec![0f32; n * width];
-    let ss = 1.0 / filterscale;
-    for (i, row) in weights.chunks_mut(width).enumerate() {
-        let center = in0 + ((off + i) as f64 + 0.5) * scale;
-        let mut lo = ((center - support + 0.5) as i64).clamp(0, in_size as i64 - 1) as usize;
-        let hi = ((center + support + 0.5) as i64).clamp(0, in_size as i64) as usize;
-        if hi <= lo {
-            lo = hi.saturating_sub(1);
-        }
-        let count = (hi.max(lo + 1) - lo).min(width);
-        let mut total = 0.0;
-        for (k, slot) in row.iter_mut().enumerate().take(count) {
-            let x = ((lo + k) as f64 - center + 0.5) * ss;
-            let v = (1.0 - x.abs()).max(0.0);
-            *slot = v as f32;
-            total += v;
-        }
-        for slot in row.iter_mut().take(count) {
-            *slot = if total > 0.0 {
-                (*slot as f64 / total) as f32
-            } else {
-                1.0 / count as f32
-            };
-        }
-        start.push(lo);
-        len.push(count);
-    }
-    Taps {
-        start,
-        len,
-        width,
-        weights,
-    }
-}
-
-/// Resamples one image by plan `p` into `out`, planar `[3][oh][ow]` values in [0, 255]
-/// (mirrored when flipping).
-pub fn render(img: &Rgb, p: &Plan, ow: usize, oh: usize, out: &mut [f32]) {
-    let (x0, y0, x1, y1) = p.bbox;
-    let (sw, sh) = p.scaled;
-    let tx = taps(img.width, x0, x1, sw, p.offset.0, ow);
-    let ty = taps(img.height, y0, y1, sh, p.offset.1, oh);
-    // Source rows that any output row reads.
-    let rlo = ty.start.iter().copied().min().unwrap_or(0);
-    let rhi = ty
-        .start
-        .iter()
-        .zip(&ty.len)
-        .map(|(s, l)| s + l)
-        .max()
-        .unwrap_or(0);
-    // Horizontal pass over those rows: tmp[(r - rlo) * ow * 3 + x * 3 + c].
-    let mut tmp = vec![0f32; (rhi - rlo) * ow * 3];
-    for (r, out) in (rlo..rhi).zip(tmp.chunks_mut(ow * 3)) {
-        let src = &img.data[r * img.width * 3..(r + 1) * img.width * 3];
-        for x in 0..ow {
-            let (s, n) = (tx.start[x], tx.len[x]);
-            let w = &tx.weights[x * tx.width..x * tx.width + n];
-            let (mut a, mut b, mut c) = (0f32, 0f32, 0f32);
-            for (k, &wk) in w.iter().enumerate() {
-                let px = &src[(s + k) * 3..(s + k) * 3 + 3];
-                a += wk * px[0] as f32;
-                b += wk * px[1] as f32;
-                c += wk * px[2] as f32;
-            }
-            out[x * 3] = a;
-            out[x * 3 + 1] = b;
-            out[x * 3 + 2] = c;
-        }
-    }
-    // Vertical pass, emitting planar values (mirrored when flipping).
-    let mut acc = vec![0f32; ow * 3];
-    for y in 0..oh {
-        acc.iter_mut().for_each(|v| *v = 0.0);
-        let (s, n) = (ty.start[y], ty.len[y]);
-        for k in 0..n {
-            let wk = ty.weights[y * ty.width + k];
-            let row = &tmp[(s + k - rlo) * ow * 3..(s + k - rlo + 1) * ow * 3];
-            for (a, v) in acc.iter_mut().zip(row) {
-                *a += wk * v;
-            }
-        }
-        let plane = oh * ow;
-        for c in 0..3 {
-            let dst = &mut out[c * plane + y * ow..c * plane + (y + 1) * ow];
-            if p.flip {
-                for (d, a) in dst.iter_mut().rev().zip(acc.chunks_exact(3)) {
-                    *d = a[c].clamp(0.0, 255.0);
-                }
-            } else {
-                for (d, a) in dst.iter_mut().zip(acc.chunks_exact(3)) {
-                    *d = a[c].clamp(0.0, 255.0);
-                }
-            }
-        }
     }
 }
