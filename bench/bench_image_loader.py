@@ -8,7 +8,10 @@ The folder holds 224x224 crops (quality 90) of scikit-learn's two real sample ph
 classes. Transforms: ``train``: RandomResizedCrop(224) + RandomHorizontalFlip + ToTensor +
 Normalize; ``eval``: Resize(256) + CenterCrop(224) + ToTensor + Normalize. Both sides use two
 worker threads/processes and batches of 64, and read one full epoch per repeat (after one
-warm-up epoch). Prints images/s per side, the medians and the ratio.
+warm-up epoch). Prints images/s per side, the medians and the ratio; then the CPU time per
+image of each side on one thread (glmx ``num_threads=1``, one full epoch; torchvision
+``num_workers=0``, ``--cpu-batches`` batches; the minimum over the repeats), which depends far
+less than images/s on what else runs on a shared machine, and its ratio.
 """
 
 from __future__ import annotations
@@ -57,6 +60,17 @@ def epoch_rate(loader) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def cpu_ms_per_image(loader, max_batches: int | None = None) -> float:
+    """Process CPU time (all threads) per image over one epoch or its first ``max_batches``."""
+    t0, n = time.process_time(), 0
+    for i, batch in enumerate(loader):
+        x = batch["pixel_values"] if isinstance(batch, dict) else batch[0]
+        n += x.shape[0]
+        if max_batches is not None and i + 1 >= max_batches:
+            break
+    return (time.process_time() - t0) / n * 1e3
+
+
 def glmx_loader(root: Path, mode: str, batch: int, threads: int):
     from glmx.data import ImageFolderLoader
 
@@ -83,7 +97,7 @@ def torchvision_loader(root: Path, mode: str, batch: int, workers: int):
         tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
     ds = datasets.ImageFolder(str(root / "train"), transform=tf)
     return torch.utils.data.DataLoader(
-        ds, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=True
+        ds, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=workers > 0
     )
 
 
@@ -95,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="glmx threads = torchvision workers")
     ap.add_argument("--mode", choices=["train", "eval"], default="train")
     ap.add_argument("--dir", default=None, help="image folder cache (default: a temp dir)")
+    ap.add_argument(
+        "--cpu-batches", type=int, default=8, help="torchvision batches timed for CPU per image"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     base = Path(args.dir or os.path.join(tempfile.gettempdir(), "glmx-bench-images"))
@@ -115,6 +132,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.files} JPEGs 224x224, {args.mode} transforms, batch {args.batch_size}, "
         f"{args.workers} workers: glmx {med['glmx']:.0f} images/s, torchvision "
         f"{med['torchvision']:.0f} images/s, ratio {med['glmx'] / med['torchvision']:.2f}x"
+    )
+    del sides, loader  # stop the worker processes before the one-thread measurement
+    # Prefetching makes a partial glmx epoch count work past its end, so glmx runs a whole
+    # epoch; torchvision without workers builds exactly the batches it returns. The minimum
+    # over the repeats is the least disturbed by other processes.
+    one = glmx_loader(root, args.mode, args.batch_size, 1)
+    tv = torchvision_loader(root, args.mode, args.batch_size, 0)
+    epoch_rate(one)  # warm-up
+    cpu = {
+        "glmx": min(cpu_ms_per_image(one) for _ in range(args.repeats)),
+        "torchvision": min(cpu_ms_per_image(tv, args.cpu_batches) for _ in range(args.repeats)),
+    }
+    print(
+        f"CPU per image, one thread, {args.mode} transforms: glmx {cpu['glmx']:.2f} ms, "
+        f"torchvision {cpu['torchvision']:.2f} ms, ratio {cpu['torchvision'] / cpu['glmx']:.2f}x"
     )
     return 0
 
