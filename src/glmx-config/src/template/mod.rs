@@ -14,6 +14,7 @@ mod errors;
 pub mod globals;
 pub mod inline;
 mod lines;
+pub mod quoting;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::error::{ConfigError, Location, Result};
 pub use lines::preprocess;
+pub use quoting::{needs_quoting, yaml_quote};
 
 /// Deepest template nesting (extends, include, macro calls) before rendering stops with an error.
 const RECURSION_LIMIT: usize = 64;
@@ -137,10 +139,10 @@ impl Renderer {
         // A file without template syntax must render to itself, final newline included.
         env.set_keep_trailing_newline(true);
         env.set_recursion_limit(RECURSION_LIMIT);
-        // Values are data, never YAML structure: `{{ x }}` of a string that would change the
-        // document's structure (a newline, a tag, `: `, flow indicators...) is inserted as a
-        // double-quoted scalar. Macro output, `{% set %}` blocks, `toyaml` and `|safe` are
-        // template text and go in verbatim.
+        // Values are data, never YAML structure: `{{ x }}` of a string that could change the
+        // document's structure is placed by `quoting` where it lands (escaped inside quotes,
+        // verbatim in comments and block scalars, double-quoted where it would not read back
+        // as one plain scalar). `toyaml` and `|safe` are template text and go in verbatim.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Custom("yaml"));
         env.set_formatter(format_value);
         globals::register(&mut env, project_dir);
@@ -192,54 +194,28 @@ impl Renderer {
             .get_template(name)
             .map_err(|e| errors::convert(&self.store, &chain, e))?;
         tmpl.render(Value::from_serialize(&vars))
+            .map(quoting::finish)
             .map_err(|e| errors::convert(&self.store, &chain, e))
     }
 }
 
-/// The output formatter: strings that are not plain-safe become quoted YAML scalars.
+/// The output formatter: a string that could change the YAML structure is marked, and
+/// [`quoting::finish`] places it once the document's text around it is known.
 fn format_value(
     out: &mut minijinja::Output,
     _state: &minijinja::State,
     value: &Value,
 ) -> std::result::Result<(), minijinja::Error> {
     let written = match value.as_str() {
-        Some(s) if !value.is_safe() && needs_quoting(s) => out.write_str(&yaml_quote(s)),
+        Some(s) if !value.is_safe() && !quoting::safe_everywhere(s) => {
+            let mut marked = String::with_capacity(s.len() + 2);
+            quoting::mark(&mut marked, s);
+            out.write_str(&marked)
+        }
         Some(s) => out.write_str(s),
         None => write!(out, "{value}"),
     };
     written.map_err(minijinja::Error::from)
-}
-
-/// True when pasting `s` into YAML text could read back as anything but that one string.
-pub fn needs_quoting(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() || "[]{},".contains(c))
-        || s.contains(": ")
-        || s.contains(" #")
-        || s.ends_with(':')
-        || s.starts_with([
-            '?', ':', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`',
-        ])
-        || s == "-"
-        || s.starts_with("- ")
-}
-
-/// `s` as a YAML double-quoted scalar (every control character escaped).
-pub fn yaml_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Renders `text` with a fresh [`Renderer`] over `search_path`.

@@ -1,0 +1,118 @@
+//! Where a `{{ ... }}` value lands decides how it is written; injected structure never parses.
+
+use crate::template::Renderer;
+
+fn render(text: &str, v: &str) -> String {
+    Renderer::new(vec![])
+        .render_str("t.yaml", text, minijinja::context!(v => v))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Parses `text` as YAML into JSON (tags dropped), panicking on a syntax error.
+fn parse(text: &str) -> serde_json::Value {
+    let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    serde_json::to_value(strip_tags(v)).unwrap_or_default()
+}
+
+fn strip_tags(v: serde_yaml::Value) -> serde_yaml::Value {
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Tagged(t) => Y::String(format!("TAG {}", t.tag)),
+        Y::Mapping(m) => Y::Mapping(m.into_iter().map(|(k, v)| (k, strip_tags(v))).collect()),
+        Y::Sequence(s) => Y::Sequence(s.into_iter().map(strip_tags).collect()),
+        other => other,
+    }
+}
+
+#[test]
+fn value_inside_double_quotes_is_escaped_not_requoted() {
+    assert_eq!(render("d: \"{{ v }}\"\n", "A, B"), "d: \"A, B\"\n");
+    assert_eq!(
+        render("d: \"x {{ v }} y\"\n", "say \"hi\"\n"),
+        "d: \"x say \\\"hi\\\"\\n y\"\n"
+    );
+    let out = render(
+        "d: \"{{ v }}\"\nk: 1\n",
+        "\"\nk: !!python/object/apply:os.system [x]\n#",
+    );
+    assert_eq!(parse(&out)["k"], 1);
+    assert!(parse(&out)["d"].as_str().unwrap_or("").contains("!!python"));
+}
+
+#[test]
+fn value_inside_single_quotes_doubles_quotes() {
+    assert_eq!(render("d: '{{ v }}'\n", "it's, ok"), "d: 'it''s, ok'\n");
+    let out = render("d: '{{ v }}'\nk: 1\n", "'\nk: !!python/name:os.system ''");
+    assert_eq!(parse(&out)["k"], 1);
+}
+
+#[test]
+fn value_in_comment_is_verbatim_and_stays_a_comment() {
+    assert_eq!(
+        render("# Description: {{ v }}\n", "A: b, c"),
+        "# Description: A: b, c\n"
+    );
+    assert_eq!(render("k: 1 # {{ v }}\n", "x: y"), "k: 1 # x: y\n");
+    let out = render("# {{ v }}\nk: 1\n", "a\nk: !!python/name:os.system\n");
+    assert_eq!(out, "# a\n# k: !!python/name:os.system\n# \nk: 1\n");
+    assert_eq!(parse(&out)["k"], 1);
+}
+
+#[test]
+fn heading_from_a_macro_is_a_comment() {
+    let text = "-- macro h3(n)\n{{ '# **' + n + '**' }}\n-- endmacro\n{{ h3('Model') }}\nk: 1\n";
+    assert_eq!(render(text, ""), "# **Model**\n\nk: 1\n");
+    let text = "-- macro h(n)\n    {{ '#' + '-' * 3 }}\n-- endmacro\na:\n{{ h('') }}\n    b: 1\n";
+    assert_eq!(render(text, ""), "a:\n    #---\n\n    b: 1\n");
+}
+
+#[test]
+fn value_in_block_scalar_is_indented_as_content() {
+    let out = render(
+        "s: |\n  {{ v }}\nk: 1\n",
+        "x: y\nk: !!python/name:os.system",
+    );
+    assert_eq!(out, "s: |\n  x: y\n  k: !!python/name:os.system\nk: 1\n");
+    assert_eq!(parse(&out)["k"], 1);
+    let out = render(
+        "- a: >-\n    pre {{ v }}\n- 2\n",
+        "q\n- !!python/name:os.system",
+    );
+    assert_eq!(parse(&out).as_array().map(Vec::len), Some(2));
+    // The block ended: a sibling key's value is quoted again.
+    let out = render("- a: |\n    t\n  b: {{ v }}\n", "!!python/name:os.system");
+    assert_eq!(out, "- a: |\n    t\n  b: \"!!python/name:os.system\"\n");
+}
+
+#[test]
+fn plain_values_with_commas_stay_plain_outside_flow() {
+    assert_eq!(render("d: {{ v }}\n", "A, B"), "d: A, B\n");
+    assert_eq!(render("d: [{{ v }}]\n", "A, B"), "d: [\"A, B\"]\n");
+    assert_eq!(render("d: {a: {{ v }}}\n", "x}"), "d: {a: \"x}\"}\n");
+}
+
+#[test]
+fn structural_values_are_quoted_in_plain_positions() {
+    for v in [
+        "!!python/object/apply:os.system [\"echo x\"]",
+        "2\n  x: !singleton:os:system [a]",
+        "[1, 2]",
+        "a: b",
+        "# not a comment here",
+        "&a x",
+        "- item",
+    ] {
+        let out = render("n: {{ v }}\nk: 1\n", v);
+        assert_eq!(parse(&out)["n"], v, "{out}");
+        let out = render("- {{ v }}\n- 2\n", v);
+        assert_eq!(parse(&out)[0], v, "{out}");
+    }
+    assert_eq!(render("{{ v }}: 1\n", "a: b"), "\"a: b\": 1\n");
+}
+
+#[test]
+fn marker_characters_in_values_and_templates_survive() {
+    let v = "\u{FDD0}x\u{FDD1}\u{FDD2}";
+    assert_eq!(parse(&render("n: \"{{ v }}\"\n", v))["n"], v);
+    assert_eq!(render("a: \u{FDD0}b\n", ""), "a: \u{FDD0}b\n");
+}
