@@ -167,7 +167,13 @@ class ModelCheckpoint(Callback):
 
     With ``monitor``, the best ``save_top_k`` by that metric are kept (plus the newest, for
     resuming); without it, the newest ``save_top_k`` (``-1``: all). A checkpoint is ranked only
-    by a value computed at its own step. The final state is always saved when training ends
+    by a value computed at its own step.
+
+    As in Lightning, the epoch-based save happens at the end of the training epoch when
+    validation runs once per epoch (or not at all), and after each validation otherwise
+    (``val_check_interval`` within the epoch, ``check_val_every_n_epoch`` other than 1), so
+    every validated step can become the best checkpoint; ``save_on_train_epoch_end`` forces
+    one or the other. The final state is always saved when training ends
     (unless ``save_last=False``). Saving is asynchronous: training blocks only while tensors
     are copied.
     """
@@ -184,6 +190,7 @@ class ModelCheckpoint(Callback):
         every_n_epochs: int | None = None,
         async_save: bool = True,
         verbose: bool = False,
+        save_on_train_epoch_end: bool | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise TrainError(f"ModelCheckpoint mode must be 'min' or 'max', got {mode!r}")
@@ -192,6 +199,7 @@ class ModelCheckpoint(Callback):
         self.dirpath, self.filename, self.monitor, self.mode = dirpath, filename, monitor, mode
         self.save_top_k, self.save_last, self.async_save = save_top_k, save_last, async_save
         self.every_n_train_steps = every_n_train_steps
+        self.save_on_train_epoch_end = save_on_train_epoch_end
         self.every_n_epochs = (
             every_n_epochs if every_n_epochs is not None else (0 if every_n_train_steps else 1)
         )
@@ -274,10 +282,30 @@ class ModelCheckpoint(Callback):
         if n and trainer.global_step > 0 and trainer.global_step % n == 0:
             self._save_scheduled(trainer)
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: Module) -> None:
+    def _saves_on_train_epoch_end(self, trainer: Trainer) -> bool:
+        """Lightning's ``_should_save_on_train_epoch_end``."""
+        if self.save_on_train_epoch_end is not None:
+            return self.save_on_train_epoch_end
+        if trainer.check_val_every_n_epoch != 1:
+            return False  # validation does not follow the epochs
+        if trainer.fit_loop.val_check_batch is None:
+            return True  # no validation
+        return trainer.val_check_interval == 1.0
+
+    def _save_for_epoch(self, trainer: Trainer) -> None:
         n = self.every_n_epochs
         if n and (trainer.current_epoch + 1) % n == 0:
             self._save_scheduled(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: Module) -> None:
+        if self._saves_on_train_epoch_end(trainer):
+            self._save_for_epoch(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: Module) -> None:
+        if trainer.sanity_checking or not trainer.fit_loop.running:
+            return  # Trainer.validate() and the sanity check never save
+        if not self._saves_on_train_epoch_end(trainer):
+            self._save_for_epoch(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: Module) -> None:
         if self.manager is None:

@@ -49,6 +49,7 @@ class FitLoop:
         self.done_through = "epoch"  # how much of the last batch's work is done (_resume.PHASES)
         self.should_stop = False
         self.sanity_checking = False
+        self.running = False  # inside Trainer.fit (validation in it may save checkpoints)
         self.validated = False  # a real (not sanity) validation has run in this fit
         self.train_loader: Any = None
         self.val_loaders: list[Any] = []
@@ -176,6 +177,7 @@ class FitLoop:
             from glmx.trainer import checkpointing
 
             checkpointing.restore(t, model, ckpt_path)
+        self.running = True
         try:
             t._call("on_fit_start")
             self._sanity_check()
@@ -192,6 +194,7 @@ class FitLoop:
             t._call("on_exception", err)
             raise
         finally:
+            self.running = False
             stages.teardown(t, model, "fit")
 
     def _prepare_precision(self) -> None:
