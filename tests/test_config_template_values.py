@@ -73,3 +73,49 @@ def test_injection_stays_one_string_wherever_it_lands(tmp_path: Path) -> None:
     assert set(model) == {"desc", "single", "plain", "text", "n"}
     assert model["plain"] == bad
     assert "!!python" in model["text"]
+
+
+FORMATTING = """\
+-- macro h1(title)
+#{{ "{:-^39}".format(title) }}
+-- endmacro
+{{ h1('Model') }}
+width: {{ '{:>6.2f}'.format(3.14159) }}
+name: {{ '{0}_{n:03d}'.format('run', n=7) }}
+module: {{ modname_from_path('src/models/causal_lm.py') }}
+cwd: {{ getcwd() }}
+home: {{ user_home_dir() }}
+config_dir: {{ forgather_config_dir() }}
+stamp: {{ utcisotime() }}
+file_stamp: {{ filetime() }}
+"""
+
+
+def test_str_format_and_reference_globals(tmp_path: Path) -> None:
+    proj = _project(tmp_path / "p")
+    (proj / "configs" / "fmt.yaml").write_text(FORMATTING)
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": ""}
+    out = ok("-p", str(proj), "-t", "fmt.yaml", "pp", cwd=tmp_path, env=env)
+    assert out.startswith("#-----------------Model-----------------\n")
+    cfg = yaml.safe_load(out)
+    assert cfg["width"] == 3.14 and out.count("width:   3.14") == 1
+    assert cfg["name"] == "run_007"
+    assert cfg["module"] == "causal_lm"
+    assert cfg["cwd"] == str(tmp_path)
+    assert cfg["home"] == str(home)
+    assert cfg["config_dir"] == f"{home}/.config/forgather"
+    assert len(str(cfg["stamp"])) >= 19 and len(cfg["file_stamp"]) == 19
+    listing = ok("-p", str(proj), "ls", cwd=tmp_path, env=env)
+    assert "fmt.yaml" in listing and "ERROR" not in listing
+
+
+def test_unsupported_format_spec_names_file_and_line(tmp_path: Path) -> None:
+    proj = _project(tmp_path / "p")
+    (proj / "configs" / "bad.yaml").write_text("a: 1\nb: {{ '{:.1%}'.format(0.5) }}\n")
+    run = run_glmx("-p", str(proj), "-t", "bad.yaml", "pp")
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    first, *rest = run.stderr.strip().splitlines()
+    assert "bad.yaml:2" in first and "str.format" in first and "'%'" in first, run.stderr
+    assert rest == ["  | b: {{ '{:.1%}'.format(0.5) }}"]  # the template line, as for every error

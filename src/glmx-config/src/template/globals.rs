@@ -1,5 +1,7 @@
 //! Globals and filters available to every template: path helpers, `getenv`, `now`/`isotime`,
-//! `hostname`, `project_dir` and the `toyaml` filter.
+//! `hostname`, `project_dir`, the reference engine's `utcisotime`/`filetime`/`getcwd`/
+//! `user_home_dir`/`forgather_config_dir`/`modname_from_path`, Python's str methods and the
+//! `toyaml` filter.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,6 +11,25 @@ use minijinja::{Environment, Error, ErrorKind};
 
 /// Registers the globals and filters on `env`. `project_dir` is exposed as a string global.
 pub fn register(env: &mut Environment<'static>, project_dir: &Path) {
+    // Python's str/dict/list methods (`"{:-^39}".format(t)`, `s.split()`, `d.items()`), which
+    // the reference engine's templates call as Jinja2 allows.
+    env.set_unknown_method_callback(|state, value, method, args| {
+        let result =
+            minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args);
+        if method != "format" || value.as_str().is_none() {
+            return result;
+        }
+        result.map_err(|e| {
+            let detail = e.detail().unwrap_or("invalid format string").to_string();
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "str.format: {detail} (supported: fill, align, sign, width, grouping, \
+                     precision and the types s d b o x X c e E f F g G)"
+                ),
+            )
+        })
+    });
     env.add_global("project_dir", project_dir.to_string_lossy().into_owned());
     env.add_global("hostname", hostname());
     env.add_function("joinpath", |parts: Rest<String>| -> String {
@@ -46,12 +67,58 @@ pub fn register(env: &mut Environment<'static>, project_dir: &Path) {
         strftime(fmt.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S"))
     });
     env.add_function("isotime", || strftime("%Y-%m-%dT%H:%M:%S"));
+    // The reference engine's names: `utc*` are UTC there, the others local time; glmx's clock
+    // is UTC for all (a config renders the same on every host).
+    env.add_function("utcisotime", || strftime("%Y-%m-%dT%H:%M:%S"));
+    env.add_function("filetime", || strftime("%Y-%m-%dT%H-%M-%S"));
+    env.add_function("utcfiletime", || strftime("%Y-%m-%dT%H-%M-%S"));
+    env.add_function("getcwd", || -> Result<String, Error> {
+        std::env::current_dir()
+            .map(|d| d.to_string_lossy().into_owned())
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("getcwd: {e}")))
+    });
+    env.add_function("user_home_dir", user_home_dir);
+    env.add_function("forgather_config_dir", forgather_config_dir);
+    env.add_function("modname_from_path", |p: String| modname_from_path(&p));
     // YAML text by construction: marked safe so the output formatter inserts it as is.
     env.add_filter("toyaml", |v: Value| -> Result<Value, Error> {
         let json = serde_json::to_value(&v)
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("toyaml: {e}")))?;
         Ok(Value::from_safe_string(to_flow_yaml(&json)))
     });
+}
+
+/// Python's `os.path.expanduser("~")`: `$HOME`, else `~` unchanged.
+fn user_home_dir() -> String {
+    std::env::var("HOME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "~".to_string())
+}
+
+/// platformdirs' `user_config_dir("forgather")`, the reference engine's per-user config folder:
+/// `$XDG_CONFIG_HOME/forgather` or `~/.config/forgather` (macOS: `~/Library/Application
+/// Support/forgather`).
+fn forgather_config_dir() -> String {
+    if cfg!(target_os = "macos") {
+        return format!("{}/Library/Application Support/forgather", user_home_dir());
+    }
+    let base = std::env::var("XDG_CONFIG_HOME")
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| format!("{}/.config", user_home_dir()));
+    format!("{}/forgather", base.trim_end_matches('/'))
+}
+
+/// Python's `os.path.splitext(os.path.basename(path))[0]`: the module name of a file path
+/// (`a/b/model.py` -> `model`; a leading dot is not an extension: `.env` -> `.env`).
+pub fn modname_from_path(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let lead = base.len() - base.trim_start_matches('.').len();
+    match base[lead..].rfind('.') {
+        Some(i) => base[..lead + i].to_string(),
+        None => base.to_string(),
+    }
 }
 
 fn hostname() -> String {
@@ -180,6 +247,22 @@ mod tests {
         assert_eq!(normpath(Path::new("a/./b/../c")), "a/c");
         assert_eq!(normpath(Path::new("/../x")), "/x");
         assert_eq!(normpath(Path::new("")), ".");
+    }
+
+    #[test]
+    fn modname_like_python() {
+        // os.path.splitext(os.path.basename(p))[0] in CPython 3.12
+        let cases = [
+            ("src/models/causal_lm.py", "causal_lm"),
+            ("a.tar.gz", "a.tar"),
+            (".env", ".env"),
+            ("..a.b", "..a"),
+            ("dir/", ""),
+            ("plain", "plain"),
+        ];
+        for (p, want) in cases {
+            assert_eq!(modname_from_path(p), want, "{p}");
+        }
     }
 
     #[test]

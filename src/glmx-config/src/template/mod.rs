@@ -260,4 +260,6 @@ pub(crate) fn locate(store: &Store, name: &str, line: Option<usize>) -> Location
 }
 
 #[cfg(test)]
+mod parity_tests;
+#[cfg(test)]
 mod tests;
