@@ -2,11 +2,14 @@
 
 Rust threads push formatted records into a bounded queue without touching the GIL. One daemon
 thread drains it every ``interval`` seconds with a non-blocking call (it never waits inside Rust,
-so interpreter shutdown cannot catch it in native code); :func:`flush` drains synchronously.
+so interpreter shutdown cannot catch it in native code); :func:`flush` drains synchronously,
+and runs once more at interpreter exit so a script that composes and exits at once still shows
+the warnings its last call queued.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import threading
@@ -45,6 +48,16 @@ def flush() -> int:
         return len(records)
 
 
+def _flush_at_exit() -> None:
+    # Registered after `logging` registered its own shutdown, so this runs first (atexit is
+    # last-in, first-out) and the records still reach open handlers.
+    _stop.set()
+    try:
+        flush()
+    except Exception:  # noqa: BLE001 - exit must not fail over a log record
+        pass
+
+
 def _forward_forever(interval: float) -> None:
     while not _stop.wait(interval):
         flush()
@@ -57,6 +70,8 @@ def start_log_forwarding(interval: float = 0.2) -> None:
         return
     _sync_level()
     _stop.clear()
+    if _thread is None:
+        atexit.register(_flush_at_exit)
     _thread = threading.Thread(
         target=_forward_forever, args=(interval,), name="glmx-log-forwarder", daemon=True
     )
