@@ -157,27 +157,73 @@ def run(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def open_file(path: Path) -> None:
+def open_file(path: Path, wait: float = 2.0) -> None:
     """Opens ``path`` with the platform's viewer (``open``, ``os.startfile``, ``xdg-open``), or
-    with the command in ``GLMX_OPENER`` (split like a shell line, the path appended)."""
+    with the command in ``GLMX_OPENER`` (split like a shell line, the path appended).
+
+    The file exists either way: when the viewer cannot open it (a headless machine's
+    ``xdg-open`` exits non-zero within ``wait`` seconds, or there is no viewer) this prints a
+    one-line warning with the file's location instead of "opened". A ``GLMX_OPENER`` command
+    that does not exist is an error (the user's setting is wrong)."""
     import os
     import shlex
     import shutil
     import subprocess
     import sys
+    import tempfile
 
+    where = path.resolve()
     custom = os.environ.get("GLMX_OPENER")
     if custom:
         cmd = [*shlex.split(custom), str(path)]
     elif sys.platform == "win32":
-        os.startfile(str(path))  # type: ignore[attr-defined]  # noqa: S606
+        try:
+            os.startfile(str(path))  # type: ignore[attr-defined]  # noqa: S606
+        except OSError as e:
+            _open_failed(f"could not open {path}: {e}; the file is at {where}")
+            return
+        print(f"opened {path}")
         return
     else:
         cmd = ["open" if sys.platform == "darwin" else "xdg-open", str(path)]
     if shutil.which(cmd[0]) is None:
-        raise GlmxError(
-            f"cannot open {path}: '{cmd[0]}' not found; open the file yourself or set "
-            "GLMX_OPENER to a viewer command"
+        if custom:
+            raise GlmxError(
+                f"cannot open {path}: '{cmd[0]}' not found; open the file yourself or set "
+                "GLMX_OPENER to a viewer command"
+            )
+        _open_failed(
+            f"could not open {path}: '{cmd[0]}' not found (no desktop viewer); "
+            f"the file is at {where}"
         )
-    subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
+        return
+    # stderr to a file, not a pipe: a viewer that outlives us must not block or get SIGPIPE.
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(  # noqa: S603
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+        try:
+            # openers (xdg-open, open) hand the file over and exit; a viewer keeps running
+            code = proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            code = 0
+        err.seek(0)
+        lines = err.read().decode(errors="replace").strip().splitlines()
+    if code != 0:
+        why = f": {lines[-1].strip()}" if lines else ""
+        _open_failed(
+            f"could not open {path} with {cmd[0]} (exit {code}{why}); the file is at {where}"
+        )
+        return
     print(f"opened {path} with {cmd[0]}")
+
+
+def _open_failed(message: str) -> None:
+    import warnings
+
+    # glmx's CLI prints its own warnings as one line: "glmx logs: warning: ..."
+    warnings.warn(message, RuntimeWarning, stacklevel=2)
