@@ -44,30 +44,33 @@ pub fn mark(out: &mut String, s: &str) {
 /// True when pasting `s` as a plain scalar in block context could read back as anything but
 /// that one string.
 pub fn needs_quoting(s: &str) -> bool {
+    // Leading blanks are not part of a plain scalar: the indicator check looks past them.
+    let t = s.trim_start_matches([' ', '\t']);
     s.chars().any(|c| c.is_control() || "[]{},".contains(c))
         || s.contains(": ")
         || s.contains(" #")
         || s.ends_with(':')
-        || s.starts_with([
+        || t.starts_with([
             '?', ':', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`',
         ])
-        || s == "-"
-        || s.starts_with("- ")
+        || t == "-"
+        || t.starts_with("- ")
 }
 
 /// True when `s` as a plain scalar outside flow collections reads back as that one string
 /// (`,` and brackets inside the text are literal there).
 fn plain_in_block(s: &str) -> bool {
+    let t = s.trim_start_matches(' ');
     !s.chars().any(|c| c.is_control())
         && !s.contains(": ")
         && !s.contains(" #")
         && !s.ends_with(':')
-        && !s.starts_with([
+        && !t.starts_with([
             '?', ':', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', '[', ']', '{', '}',
             ',',
         ])
-        && s != "-"
-        && !s.starts_with("- ")
+        && t != "-"
+        && !t.starts_with("- ")
 }
 
 /// `s` as a YAML double-quoted scalar (every control character escaped).
@@ -289,8 +292,9 @@ fn step(scan: &mut Scan, c: char, next: Option<char>) {
                 '#' if scan.line.is_empty() || scan.line.ends_with([' ', '\t']) => {
                     scan.mode = Mode::Comment
                 }
-                '[' | '{' => scan.flow += 1,
-                ']' | '}' => scan.flow = scan.flow.saturating_sub(1),
+                // A bracket inside a plain scalar (`name: a[0]`) is text, not a collection.
+                '[' | '{' if scan.flow > 0 || scan.quote_starts_scalar() => scan.flow += 1,
+                ']' | '}' if scan.flow > 0 => scan.flow -= 1,
                 _ => {}
             },
             Mode::Double if c == '\\' => scan.escaped = true,

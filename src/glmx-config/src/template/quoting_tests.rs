@@ -89,6 +89,16 @@ fn plain_values_with_commas_stay_plain_outside_flow() {
     assert_eq!(render("d: {{ v }}\n", "A, B"), "d: A, B\n");
     assert_eq!(render("d: [{{ v }}]\n", "A, B"), "d: [\"A, B\"]\n");
     assert_eq!(render("d: {a: {{ v }}}\n", "x}"), "d: {a: \"x}\"}\n");
+    assert_eq!(
+        render("f: {a: [1,\n  2], b: {{ v }}}\n", "x"),
+        "f: {a: [1,\n  2], b: x}\n"
+    );
+    assert_eq!(
+        render("f: {a: 1,\n  b: {{ v }}}\n", "A, B"),
+        "f: {a: 1,\n  b: \"A, B\"}\n"
+    );
+    // brackets inside plain text open nothing
+    assert_eq!(render("r: a[\nd: {{ v }}\n", "A, B"), "r: a[\nd: A, B\n");
 }
 
 #[test]
@@ -115,4 +125,74 @@ fn marker_characters_in_values_and_templates_survive() {
     let v = "\u{FDD0}x\u{FDD1}\u{FDD2}";
     assert_eq!(parse(&render("n: \"{{ v }}\"\n", v))["n"], v);
     assert_eq!(render("a: \u{FDD0}b\n", ""), "a: \u{FDD0}b\n");
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Strings heavy in YAML indicators, quotes, line breaks and the marker characters.
+    fn tricky() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("\"".to_string()),
+                Just("'".to_string()),
+                Just("\\".to_string()),
+                Just("\n".to_string()),
+                Just("\t".to_string()),
+                Just(": ".to_string()),
+                Just(" #".to_string()),
+                Just("- ".to_string()),
+                Just("!!python/name:os.system".to_string()),
+                Just("k: 2".to_string()),
+                Just("---".to_string()),
+                Just("\u{FDD0}".to_string()),
+                "[a-z{}\\[\\],&*|>?%@` ]{0,3}",
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Wherever `{{ v }}` lands, the document keeps its keys, `k` stays 1, and a value
+        /// meant as a scalar reads back as one string.
+        #[test]
+        fn values_never_change_structure(v in tricky()) {
+            let cases: [(&str, &[&str]); 7] = [
+                ("n: {{ v }}\nk: 1\n", &["n", "k"]),
+                ("n: \"{{ v }}\"\nk: 1\n", &["n", "k"]),
+                ("n: 'x{{ v }}'\nk: 1\n", &["n", "k"]),
+                ("# {{ v }}\nk: 1\n", &["k"]),
+                ("k: 1 # {{ v }}\n", &["k"]),
+                ("s: |\n  {{ v }}\nk: 1\n", &["s", "k"]),
+                ("n: [{{ v }}]\nk: 1\n", &["n", "k"]),
+            ];
+            for (text, keys) in cases {
+                if text.starts_with("s: |") && v.starts_with(['\t', ' ', '\n']) {
+                    // The first content line decides the block's indentation: a leading tab or
+                    // blank line there is a YAML error at load (never a structure change).
+                    continue;
+                }
+                let out = render(text, &v);
+                let doc = parse(&out);
+                let mut got: Vec<&str> = doc
+                    .as_object()
+                    .map(|m| m.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                got.sort_unstable();
+                let mut want = keys.to_vec();
+                want.sort_unstable();
+                prop_assert_eq!(&got, &want, "{:?} -> {:?}", text, out);
+                prop_assert_eq!(&doc["k"], &serde_json::json!(1), "{:?}", out);
+                if text.starts_with("n: [") {
+                    // one item (none for an empty or blank value, as in the reference engine)
+                    let len = doc["n"].as_array().map(Vec::len);
+                    prop_assert!(len == Some(1) || (v.trim().is_empty() && len == Some(0)), "{:?}", out);
+                }
+            }
+        }
+    }
 }
