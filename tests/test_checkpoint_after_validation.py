@@ -114,3 +114,24 @@ def test_best_checkpoint_step_matches_lightning(tmp_path, schedule):
     assert best == lit_best, (vals, lit_vals)
     # and it is the validated step with the lowest value
     assert best == min(vals, key=lambda sv: sv[1])[0]
+
+
+def test_evaluation_names_the_checkpoint_it_loads(tmp_path, capsys):
+    trainer = glmx.Trainer(
+        max_steps=STEPS,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_job_control=False,
+        val_check_interval=7,
+        callbacks=[glmx.ModelCheckpoint(dirpath=tmp_path, monitor="val/loss")],
+    )
+    module = _module(glmx.Module)
+    train, val = _data()
+    trainer.fit(module, train, val)
+    best = trainer.checkpoint_callback.best_model_path
+    capsys.readouterr()
+    trainer.validate(module, val, ckpt_path="best", verbose=False)
+    assert f"Loaded model weights from the checkpoint at {best}" in capsys.readouterr().err
+    trainer.fit(module, train, val, ckpt_path="last")
+    assert "Restoring states from the checkpoint at " in capsys.readouterr().err

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from glmx.ckpt import CheckpointManager
 from glmx.errors import CheckpointError, TrainError
+from glmx.trainer._console import write_line
 from glmx.trainer.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -123,6 +124,10 @@ def restore(trainer: Trainer, module: Module, ckpt_path: Any, weights_only: bool
             f"checkpoint {loaded['path']} does not match {type(module).__name__}: "
             f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
         )
+    if trainer.is_global_zero:
+        # Lightning's lines: which checkpoint a resumed fit or an evaluation uses
+        what = "Loaded model weights from" if weights_only else "Restoring states from"
+        write_line(f"{what} the checkpoint at {loaded['path']}")
     if weights_only:
         return
     comps = loaded["components"]

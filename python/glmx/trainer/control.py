@@ -128,7 +128,7 @@ class JobControl(Callback):
     # -- status -------------------------------------------------------------------------------
     def _eta_s(self, trainer: Trainer) -> float | None:
         total = trainer.max_steps
-        batches = getattr(trainer, "_train_batches", None)
+        batches = trainer.num_training_batches
         if total is None and batches and trainer.max_epochs is not None:
             total = (batches * trainer.max_epochs) // max(1, trainer.accumulate_grad_batches)
         done = trainer.global_step - self._step0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,6 @@ from glmx.trainer import callbacks as _callbacks
 from glmx.trainer._console import ACTIVE as _ACTIVE
 from glmx.trainer._console import write_line  # noqa: F401  (re-exported: print above the bar)
 from glmx.trainer.progress_notebook import BarLine, NotebookBar
-from glmx.trainer.stages import num_batches
 
 if TYPE_CHECKING:
     from glmx.trainer.module import Module
@@ -211,21 +211,17 @@ class ProgressBar(_callbacks.ProgressBar):
         self._finish()
 
     # validation and test: a bar of batches (in place of the training bar during fit)
-    def _fit_val_total(self, trainer: Trainer) -> int | None:
-        loop, total = trainer.fit_loop, 0
-        limit: int | None = getattr(loop, "val_limit", None)
-        for loader in getattr(loop, "val_loaders", None) or []:
-            n = num_batches(loader)
-            counts = [c for c in (n, limit) if c is not None]
-            if not counts:
-                return None  # a loader without a length and no limit: count only
-            total += min(counts)
-        return total or None
+    @staticmethod
+    def _eval_total(trainer: Trainer, title: str) -> int | None:
+        counts = getattr(trainer, "num_test_batches" if title == "Testing" else "num_val_batches")
+        total = sum(counts or [])
+        # a loader without a length and no limit: count only
+        return int(total) if total and math.isfinite(total) else None
 
     def _eval_start(self, trainer: Trainer, title: str) -> None:
         if trainer.global_rank != 0 or trainer.sanity_checking:
             return
-        total = self._fit_val_total(trainer) if self._in_fit else None
+        total = self._eval_total(trainer, title)
         self._eval = [title, time.monotonic(), 0, total]
         if not self._in_fit:
             self._nb = None  # a new bar under the cell's other outputs

@@ -105,6 +105,9 @@ def eval_epoch(
     metrics.stage = stage
     metrics.step = trainer.global_step
     was_training = module.training
+    # Lightning's `num_val_batches` / `num_test_batches`: per loader, inf when unknown
+    counts = [_eval_batches(loader, limit) for loader in loaders]
+    setattr(trainer, "num_val_batches" if stage == "validation" else "num_test_batches", counts)
     module.eval()
     try:
         trainer._call(f"on_{stage}_start")
@@ -129,6 +132,12 @@ def eval_epoch(
         module.train(was_training)
         trainer._metrics = trainer._metrics_train
     return values
+
+
+def _eval_batches(loader: Any, limit: int | None) -> float:
+    n = num_batches(loader)
+    counts = [c for c in (n, limit) if c is not None]
+    return float(min(counts)) if counts else math.inf
 
 
 def _restore_weights(trainer: Trainer, model: Module, ckpt_path: Any) -> None:

@@ -110,6 +110,10 @@ class Trainer:
         self.gradient_clip_algorithm = gradient_clip_algorithm
         self.precision = precision
         self.val_check_interval = val_check_interval
+        # Batches of each loader in the last (or current) validation / test, inf when a loader
+        # has no length (Lightning's `num_val_batches`, `num_test_batches`)
+        self.num_val_batches: list[float] = []
+        self.num_test_batches: list[float] = []
         self.check_val_every_n_epoch = check_val_every_n_epoch
         self.limit_train_batches, self.limit_val_batches = limit_train_batches, limit_val_batches
         self.limit_test_batches, self.limit_predict_batches = (
@@ -217,6 +221,26 @@ class Trainer:
     def num_training_batches(self) -> int | None:
         """Training batches per epoch (``None`` for a loader without a length)."""
         return self.fit_loop.max_batches
+
+    @property
+    def checkpoint_callbacks(self) -> list[Any]:
+        """The ``ModelCheckpoint`` callbacks, in order (Lightning's property)."""
+        from glmx.trainer.checkpointing import ModelCheckpoint
+
+        return [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+
+    @property
+    def checkpoint_callback(self) -> Any:
+        """The first ``ModelCheckpoint`` callback, ``None`` when there is none."""
+        found = self.checkpoint_callbacks
+        return found[0] if found else None
+
+    @property
+    def early_stopping_callback(self) -> Any:
+        """The first ``EarlyStopping`` callback, ``None`` when there is none."""
+        from glmx.trainer.callbacks import EarlyStopping
+
+        return next((c for c in self.callbacks if isinstance(c, EarlyStopping)), None)
 
     @property
     def estimated_stepping_batches(self) -> int | None:
