@@ -310,7 +310,7 @@ fn step(scan: &mut Scan, c: char, next: Option<char>) {
 
 /// The text for `value` at the scanner's position.
 fn place(scan: &mut Scan, value: &str) -> String {
-    let block = scan.mode == Mode::Plain && scan.in_block() && block_content(scan, value);
+    let block = scan.mode == Mode::Plain && scan.block.is_some() && block_content(scan, value);
     match scan.mode {
         Mode::Double => escape_double(value),
         Mode::Single => {
@@ -357,9 +357,10 @@ fn block_content(scan: &mut Scan, value: &str) -> bool {
     if scan.only_ws_so_far() {
         let trimmed = value.trim_start_matches(' ');
         if trimmed.starts_with(['\n', '\r']) || trimmed.is_empty() {
-            // Blank at first: its content indent is not decided by this line.
-            return true;
+            // Blank at first: this line does not decide whether the block goes on.
+            return scan.in_block();
         }
+        // The value is the line's first text: its indentation may end the block.
         scan.text_starts(value.len() - trimmed.len());
     }
     scan.block.is_some()

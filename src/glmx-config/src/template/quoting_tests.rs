@@ -82,6 +82,9 @@ fn value_in_block_scalar_is_indented_as_content() {
     // The block ended: a sibling key's value is quoted again.
     let out = render("- a: |\n    t\n  b: {{ v }}\n", "!!python/name:os.system");
     assert_eq!(out, "- a: |\n    t\n  b: \"!!python/name:os.system\"\n");
+    // A value that starts the line after a block ends it: what follows is read as YAML again.
+    let out = render("s: |\n  t\n{{ v }}: \"{{ v }}\"\n", "a: \"b\"");
+    assert_eq!(out, "s: |\n  t\n\"a: \\\"b\\\"\": \"a: \\\"b\\\"\"\n");
 }
 
 #[test]
@@ -161,7 +164,10 @@ mod prop {
         /// meant as a scalar reads back as one string.
         #[test]
         fn values_never_change_structure(v in tricky()) {
-            let cases: [(&str, &[&str]); 7] = [
+            let cases: [(&str, &[&str]); 9] = [
+                // written by a macro: judged where the macro's output lands
+                ("-- macro m(x)\n  {{ x }}\n-- endmacro\nn:\n{{ m(v) }}k: 1\n", &["n", "k"]),
+                ("s: |\n  t\nn: {{ v }}\nk: 1\n", &["s", "n", "k"]),
                 ("n: {{ v }}\nk: 1\n", &["n", "k"]),
                 ("n: \"{{ v }}\"\nk: 1\n", &["n", "k"]),
                 ("n: 'x{{ v }}'\nk: 1\n", &["n", "k"]),
