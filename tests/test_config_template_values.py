@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from cli_helpers import glmx as run_glmx
 from cli_helpers import ok
@@ -91,7 +92,7 @@ file_stamp: {{ filetime() }}
 """
 
 
-def test_str_format_and_reference_globals(tmp_path: Path) -> None:
+def test_str_format_and_reference_globals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     proj = _project(tmp_path / "p")
     (proj / "configs" / "fmt.yaml").write_text(FORMATTING)
     home = tmp_path / "home"
@@ -108,6 +109,13 @@ def test_str_format_and_reference_globals(tmp_path: Path) -> None:
     assert len(str(cfg["stamp"])) >= 19 and len(cfg["file_stamp"]) == 19
     listing = ok("-p", str(proj), "ls", cwd=tmp_path, env=env)
     assert "fmt.yaml" in listing and "ERROR" not in listing
+    monkeypatch.chdir(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    mine = glmx.Project("fmt.yaml", project_dir=proj).pp()
+    stamps = ("stamp:", "file_stamp:")
+    same = [line for line in mine.splitlines() if not line.startswith(stamps)]
+    assert same == [line for line in out.splitlines() if not line.startswith(stamps)]
 
 
 def test_unsupported_format_spec_names_file_and_line(tmp_path: Path) -> None:
