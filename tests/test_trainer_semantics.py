@@ -129,3 +129,16 @@ def test_resume_mid_accumulation_keeps_the_saved_checkpoint(tmp_path):
     again = (tmp_path / "checkpoints" / "checkpoint-2" / "checkpoint_manifest.json").read_bytes()
     assert again == saved, "checkpoint-2 was rewritten after resuming"
     assert (tmp_path / "checkpoints" / "checkpoint-4").exists()
+
+
+def test_batches_keep_their_structure_when_moved_to_the_device():
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", ["x", "y"])
+    trainer = glmx.Trainer(logger=False, enable_progress_bar=False, enable_job_control=False)
+    batch = {"a": [torch.ones(2), (torch.zeros(1), Pair(torch.ones(1), 3))], "n": "name"}
+    moved = trainer._move(batch)  # what a CUDA run does to each batch
+    pair = moved["a"][1][1]
+    assert type(pair) is Pair and pair.y == 3 and torch.equal(pair.x, torch.ones(1))
+    assert isinstance(moved["a"], list) and type(moved["a"][1]) is tuple
+    assert moved["n"] == "name"

@@ -367,6 +367,8 @@ class Trainer:
             return {k: self._move(v) for k, v in batch.items()}
         if isinstance(batch, (list, tuple)):
             moved = [self._move(v) for v in batch]
+            if hasattr(batch, "_fields"):  # a namedtuple keeps its type and field names
+                return type(batch)(*moved)
             return type(batch)(moved) if isinstance(batch, list) else tuple(moved)
         return batch
 
