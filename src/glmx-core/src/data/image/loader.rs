@@ -152,14 +152,15 @@ impl ImageLoader {
         cfg.spec.check()?;
         let mut cfg = cfg;
         cfg.pin_memory = cfg.pin_memory && tch::Cuda::is_available();
-        let keep = cfg.prefetch.max(1) + 2;
+        // Idle batch buffers kept: the prefetched batches, those being built and one the
+        // caller holds.
+        let keep = cfg.prefetch.max(1) + IN_FLIGHT + 1;
         Ok(ImageLoader {
             data,
             cfg,
             pos: Position::default(),
             producer: None,
             pool: None,
-            // The prefetched batches, the one being built and one or two the caller holds.
             buffers: BufferPool::new(keep),
             bad: Arc::new(AtomicU64::new(0)),
         })
@@ -321,32 +322,71 @@ struct Job {
     buffers: Arc<BufferPool>,
 }
 
+/// Batches built at once. One at a time, every batch ends in a barrier: the threads that
+/// finish their share wait for the last image (for a whole time slice when the machine is
+/// busy and that thread is descheduled). With the next batch already queued they work on it.
+const IN_FLIGHT: usize = 2;
+
 impl Job {
-    fn run(self, pool: &rayon::ThreadPool, tx: &SyncSender<Item>, stop: &AtomicBool) {
+    fn run(self, pool: &rayon::ThreadPool, tx: &SyncSender<Item>, stop: &Arc<AtomicBool>) {
         let epoch = self.start.epoch;
-        let perm = Permutation::new(self.plan.n, self.cfg.seed, epoch, self.cfg.shuffle);
-        let mut pos = self.start.consumed;
-        while let Some(step) = self.plan.step_at(pos) {
-            if stop.load(Ordering::Relaxed) {
-                return;
+        let perm = Arc::new(Permutation::new(
+            self.plan.n,
+            self.cfg.seed,
+            epoch,
+            self.cfg.shuffle,
+        ));
+        let job = Arc::new(self);
+        let mut pos = job.start.consumed;
+        let mut pending = std::collections::VecDeque::with_capacity(IN_FLIGHT);
+        loop {
+            while pending.len() < IN_FLIGHT {
+                let Some(step) = job.plan.step_at(pos) else {
+                    break;
+                };
+                let end = step.next >= job.plan.n || job.plan.step_at(step.next).is_none();
+                let after = if end {
+                    Position {
+                        epoch: epoch + 1,
+                        consumed: 0,
+                    }
+                } else {
+                    Position {
+                        epoch,
+                        consumed: step.next,
+                    }
+                };
+                let (btx, brx) = sync_channel(1);
+                let (job, perm, stop) = (job.clone(), perm.clone(), stop.clone());
+                pool.spawn(move || {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    // A panic here would abort the process (rayon's default for spawned
+                    // work); it becomes this batch's error instead.
+                    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        job.build(&perm, step, after, epoch)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(CoreError::Data(
+                            "internal error while building an image batch (a bug: please report it)"
+                                .into(),
+                        ))
+                    });
+                    let _ = btx.send(built);
+                });
+                pending.push_back(brx);
+                pos = step.next;
             }
-            let end = step.next >= self.plan.n || self.plan.step_at(step.next).is_none();
-            let after = if end {
-                Position {
-                    epoch: epoch + 1,
-                    consumed: 0,
-                }
-            } else {
-                Position {
-                    epoch,
-                    consumed: step.next,
-                }
+            let Some(next) = pending.pop_front() else {
+                return;
             };
-            let batch = pool.install(|| self.build(&perm, step, after, epoch));
-            if tx.send(batch).is_err() {
+            let Ok(batch) = next.recv() else {
+                return;
+            };
+            if stop.load(Ordering::Relaxed) || tx.send(batch).is_err() {
                 return;
             }
-            pos = step.next;
         }
     }
 
