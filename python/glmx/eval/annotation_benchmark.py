@@ -77,8 +77,8 @@ def heldout_regions(
         params = json.loads(path.read_text())["params"]
         explicit = params.get("heldout")
         if explicit is not None:  # exact held-out intervals (glmx.examples.dna_demo)
-            out = [(str(c), int(s), int(e)) for sp in splits for c, s, e in explicit.get(sp, [])]
-            return _merge_regions(out)
+            exact = [(str(c), int(s), int(e)) for sp in splits for c, s, e in explicit.get(sp, [])]
+            return _merge_regions(exact)
         spec = SplitSpec(**params["split"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DataError(f"{path}: not a glmx.prep summary with a split rule ({err})") from None

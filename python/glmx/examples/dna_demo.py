@@ -13,6 +13,10 @@ consensus. GPN-style functional-region sampling fixes that: ``splice_copies`` ex
 training-block splice site, each a ``window``-bp window with the site at a seeded random
 offset (the loader reverse-complements half of them). Held-out splits stay uniform tiles, so
 the held-out loss is measured on the genome as it is, not on the oversampled sites.
+
+Oversampling alone does not teach the consensus in minutes (docs/science.md, section 2):
+:class:`SpliceMasking` adds masked-LM examples whose masked base is a training-block splice
+site, which the demo weighs into its loss.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ def split_blocks(sizes: dict[str, int], spec: SplitSpec) -> dict[str, list[Inter
 
 def splice_sites(gtf: PathLike) -> list[tuple[str, int]]:
     """Distinct ``(chrom, position)`` of every intron's first and last base (0-based)."""
-    sites = set()
+    sites: set[tuple[str, int]] = set()
     for t in read_annotation(gtf).transcripts:
         for s, e in t.introns():
             if e - s >= 8:
