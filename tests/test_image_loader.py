@@ -152,6 +152,22 @@ def test_output_independent_of_thread_count_and_prefetch(tmp_path: Path, photos)
         assert all(torch.equal(x[k], y[k]) for k in x)
 
 
+def test_batches_held_by_the_caller_keep_their_values(tmp_path: Path, photos) -> None:
+    """Float batches live in recycled host memory: one the caller still references is never
+    reused for a later batch or epoch, even when the caller writes into later ones."""
+    root = make_folder(tmp_path, photos, counts_for(24), fmt="jpg")
+    loader = ImageFolderLoader(root, "train", 16, 4, seed=1, prefetch=1, num_threads=2)
+    held, copies = [], []
+    for b in loader:
+        held.append(b["pixel_values"])
+        copies.append(b["pixel_values"].clone())
+    for _ in range(3):
+        for b in loader:
+            b["pixel_values"].fill_(7.0)
+    assert len({p.data_ptr() for p in held}) == len(held) == 6
+    assert all(torch.equal(h, c) for h, c in zip(held, copies, strict=True))
+
+
 def test_identity_resize_normalizes_exactly_and_flip_mirrors(tmp_path: Path, photos) -> None:
     root = make_folder(tmp_path, photos, {"a": 3}, size=(16, 16))
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
