@@ -1,9 +1,11 @@
 //! The image batch stream of one rank: the DNA loader's design (see [`crate::data::loader`])
 //! with images as samples. A producer thread walks the [`Plan`] of steps of the seeded
 //! [`Permutation`]; each batch's images are decoded and transformed in parallel in the private
-//! rayon pool straight into freshly allocated (pinned on CUDA) host tensors; a bounded channel
-//! holds `prefetch` batches. Every batch carries the [`Position`] after it, committed only when
-//! handed out, so `position()` is exact and a resumed stream is bit-identical.
+//! rayon pool (two batches in flight, handed out in order) straight into the batch's memory:
+//! recycled host buffers for float32 on CPU ([`super::pool`]), fresh (pinned on CUDA) tensors
+//! otherwise; a bounded channel holds `prefetch` batches. Every batch carries the [`Position`]
+//! after it, committed only when handed out, so `position()` is exact and a resumed stream is
+//! bit-identical.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
