@@ -6,11 +6,12 @@
 //! - [`decode`]: JPEG (zune-jpeg) and PNG (the `image` crate) to RGB, into reused buffers.
 //! - [`transform`]: the spec and the per-image crop plan (torchvision's sampling).
 //! - [`resample`]: the per-image kernel (resample, flip, normalize into the batch row).
-//! - [`loader`]: the threaded, prefetching, resumable batch stream.
+//! - [`loader`]: the threaded, prefetching, resumable batch stream (its work: `job`).
 //! - [`pool`]: recycled host memory for float32 batches.
 
 pub mod decode;
 pub mod folder;
+mod job;
 pub mod loader;
 pub mod pool;
 pub mod resample;
