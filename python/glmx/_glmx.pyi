@@ -23,6 +23,7 @@ __all__ = [
     "read_safetensors",
     "NativeDnaLoader",
     "NativeImageLoader",
+    "_HostPixels",
     "decode_image",
     "set_log_level",
     "drain_logs",
@@ -223,6 +224,11 @@ class NativeDnaLoader:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         """Next batch: ``input_ids``, ``labels``, ``loss_weight``, ``sample_index``."""
+
+@final
+class _HostPixels:
+    """Owns a pooled pixel buffer while a batch tensor views it (the base object of that
+    tensor's numpy array); dropping the last view returns the buffer to the loader's pool."""
 
 @final
 class NativeImageLoader:
