@@ -170,7 +170,8 @@ def test_form_run_trains_with_live_chart_then_tensorboard(platform, browser):
     assert "seconds" in pg.page.inner_text('#charts .chart[data-key="train/loss"]')
     pg.page.select_option("#x-axis", "step")
     wait_for(lambda: "done" in pg.page.inner_text("#run-info"), 180, "the run to finish")
-    assert pg.page.locator("#checkpoints a").count() > 0
+    # the page fetches the final checkpoints when the run's state turns final
+    pg.page.wait_for_selector("#checkpoints a", timeout=10_000)
     pg.page.click("#open-tb")
     link = pg.page.wait_for_selector("#tb-link", timeout=30_000).get_attribute("href")
 

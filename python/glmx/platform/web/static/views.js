@@ -4,6 +4,7 @@ import { COLORS, lineChart, smooth } from "./chart.js";
 import { accuracy, confusionChart } from "./confusion.js";
 
 const STATES = ["", "queued", "claimed", "running", "done", "failed", "cancelled", "preempted"];
+const FINAL_STATES = ["done", "failed", "cancelled", "preempted"];
 
 function every(ms, fn) {
   const id = setInterval(fn, ms);
@@ -199,7 +200,7 @@ async function runView(main, parts) {
     log.textContent = lines.map((l) => l.line).join("\n");
     log.scrollTop = log.scrollHeight;
     if (!confusionFinal) {  // a finished run's matrices no longer change: fetched once more
-      confusionFinal = ["done", "failed", "cancelled", "preempted"].includes(run.state);
+      confusionFinal = FINAL_STATES.includes(run.state);
       confusion.update((await api("GET", `/runs/${id}/confusion`)).matrices);
     }
     if (run.external) {  // its checkpoints stay on the machine that ran it
@@ -217,7 +218,12 @@ async function runView(main, parts) {
   let skipFirst = true;
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
-    if (m.type === "state") { Object.assign(run, m); renderInfo(); }
+    if (m.type === "state") {
+      const ended = !FINAL_STATES.includes(run.state) && FINAL_STATES.includes(m.state);
+      Object.assign(run, m);
+      renderInfo();
+      if (ended) refreshSlow();  // the final checkpoints and logs at once, not at the next tick
+    }
     if (m.type === "metrics") {
       if (skipFirst) { skipFirst = false; for (const k of Object.keys(series)) series[k] = []; }
       add(m.points);
