@@ -147,8 +147,9 @@ def test_datamodule_keeps_training_classes(digits: Path) -> None:
 
 
 @pytest.mark.slow
-def test_short_digits_experiment_learns_and_logs_confusion(tmp_path: Path, digits: Path) -> None:
-    """`python -m glmx.train experiment=image_digits_cpu`, 3 epochs instead of 8."""
+def test_short_digits_experiment_learns_and_logs_confusion(tmp_path: Path) -> None:
+    """`python -m glmx.train experiment=image_digits_cpu`, 3 epochs instead of 8, from an empty
+    directory: the data are written on first use, before the model reads its classes."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
     r = subprocess.run(
         [
@@ -156,7 +157,6 @@ def test_short_digits_experiment_learns_and_logs_confusion(tmp_path: Path, digit
             "-m",
             "glmx.train",
             "experiment=image_digits_cpu",
-            f"data.root={digits}",
             "trainer.max_epochs=3",
             "hydra.run.dir=run",
             "extras.print_config=false",
@@ -168,6 +168,7 @@ def test_short_digits_experiment_learns_and_logs_confusion(tmp_path: Path, digit
         timeout=900,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (tmp_path / "data" / "digits" / "train" / "9").is_dir()
     acc = float(re.search(r"test/accuracy\s+([0-9.]+)", r.stdout).group(1))
     assert acc >= 0.85, r.stdout[-2000:]
     run = tmp_path / "run"

@@ -93,7 +93,7 @@ def train(cfg: Mapping[str, Any]) -> float | None:
     seed = cfg.get("seed")
     if seed is not None:
         seed_everything(int(seed))
-    datamodule = instantiate(cfg["data"])
+    datamodule = _prepared(instantiate(cfg["data"]))
     model = instantiate(cfg["model"])
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     platform = dict(cfg.get("platform") or {})
@@ -141,12 +141,23 @@ def _fit_and_test(cfg: Mapping[str, Any], trainer: Any, model: Any, datamodule: 
     return _metric(trainer, cfg.get("optimized_metric"))
 
 
+def _prepared(datamodule: Any) -> Any:
+    """Runs ``prepare_data`` before the model is built: a model may read what it writes (an
+    image classifier takes its classes from the folders a ``prepare`` recipe creates on first
+    use). As in Lightning, only local rank 0 prepares; ``fit`` calls it again, a no-op once
+    the data exist."""
+    prepare = getattr(datamodule, "prepare_data", None)
+    if callable(prepare) and os.environ.get("LOCAL_RANK", "0") == "0":
+        prepare()
+    return datamodule
+
+
 def evaluate(cfg: Mapping[str, Any]) -> dict[str, float]:
     """The evaluation task of ``python -m glmx.eval``: test ``cfg.ckpt_path``."""
     _apply_extras(cfg)
     from glmx.hydra import instantiate
 
-    datamodule = instantiate(cfg["data"])
+    datamodule = _prepared(instantiate(cfg["data"]))
     model = instantiate(cfg["model"])
     loggers = _instantiate_group(cfg.get("logger"), "logger")
     trainer = instantiate(cfg["trainer"], logger=loggers or False, enable_checkpointing=False)
