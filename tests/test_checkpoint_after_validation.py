@@ -91,19 +91,21 @@ def _best_glmx(tmp_path, schedule) -> tuple[int, list]:
         pass
 
     rec = Rec()
-    ckpt = glmx.ModelCheckpoint(dirpath=tmp_path, monitor="val/loss")
-    trainer = glmx.Trainer(
+    trainer = _glmx_trainer(tmp_path, rec, num_sanity_val_steps=0, **SCHEDULES[schedule])
+    trainer.fit(_module(glmx.Module), *_data())
+    return int(trainer.checkpoint_callback.best_model_path.rsplit("-", 1)[1]), rec.steps
+
+
+def _glmx_trainer(tmp_path, *callbacks, **schedule) -> glmx.Trainer:
+    return glmx.Trainer(
         max_steps=STEPS,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_job_control=False,
-        num_sanity_val_steps=0,
-        callbacks=[rec, ckpt],
-        **SCHEDULES[schedule],
+        callbacks=[*callbacks, glmx.ModelCheckpoint(dirpath=tmp_path, monitor="val/loss")],
+        **schedule,
     )
-    trainer.fit(_module(glmx.Module), *_data())
-    return int(ckpt.best_model_path.rsplit("-", 1)[1]), rec.steps
 
 
 @pytest.mark.parametrize("schedule", list(SCHEDULES))
@@ -117,15 +119,7 @@ def test_best_checkpoint_step_matches_lightning(tmp_path, schedule):
 
 
 def test_evaluation_names_the_checkpoint_it_loads(tmp_path, capsys):
-    trainer = glmx.Trainer(
-        max_steps=STEPS,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_job_control=False,
-        val_check_interval=7,
-        callbacks=[glmx.ModelCheckpoint(dirpath=tmp_path, monitor="val/loss")],
-    )
+    trainer = _glmx_trainer(tmp_path, val_check_interval=7)
     module = _module(glmx.Module)
     train, val = _data()
     trainer.fit(module, train, val)
