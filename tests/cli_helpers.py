@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,29 @@ def ok(*args: str, **kw) -> str:
     r = glmx(*args, **kw)
     assert r.returncode == 0, f"glmx {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
     return r.stdout
+
+
+def run_in_pty(argv: list[str], timeout: float = 120) -> tuple[int, str]:
+    """Runs ``argv`` with a pseudo-terminal as stdin/stdout/stderr (what a terminal user sees:
+    progress bars draw as in a terminal); returns the exit code and everything it printed."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        argv,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=dict(os.environ, COLUMNS="120", TERM="xterm"),
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=timeout)
+    os.close(master)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")

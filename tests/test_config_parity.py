@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import glmx as _glmx  # the real CLI in a subprocess
 
 import glmx
 from glmx import _logging
@@ -133,17 +134,6 @@ def test_eval_errors_are_one_line(tmp_path: Path, full: str | None) -> None:
 
 
 # --- commands and options of the template CLI --------------------------------------------------
-
-
-def _glmx(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "glmx.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
 
 
 def _ok(*args: str, cwd: Path, env: dict | None = None) -> str:

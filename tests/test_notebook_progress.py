@@ -4,13 +4,11 @@ ipywidgets, the test bar, and the summaries; and the validation bar in a termina
 
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
 import sys
 import textwrap
 
 import pytest
+from cli_helpers import run_in_pty
 
 nbformat = pytest.importorskip("nbformat", reason="notebook tests need nbformat, nbclient")
 nbclient = pytest.importorskip("nbclient", reason="notebook tests need nbformat, nbclient")
@@ -118,28 +116,8 @@ def test_text_fallback_without_ipywidgets(tmp_path):
 def test_validation_bar_in_a_terminal(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(f"ROOT = {str(tmp_path / 'run')!r}\n" + RUN)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, str(script)],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=dict(os.environ, COLUMNS="120", TERM="xterm"),
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=120)
-    os.close(master)
-    out = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0, out
+    code, out = run_in_pty([sys.executable, str(script)])
+    assert code == 0, out
     lines = out.replace("\r", "\n").replace("\x1b[2K", "").splitlines()
     # validation draws its own bar in place of the training bar, then training resumes
     assert any(ln.startswith("Validation: ") and "/4 [" in ln for ln in lines), out

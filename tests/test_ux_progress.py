@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import subprocess
 import sys
 import textwrap
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import run_in_pty
 
 import glmx
 from glmx.errors import TrainError
@@ -69,29 +68,9 @@ RUN = textwrap.dedent(
 def _run_in_pty(tmp_path: Path, *args: str) -> str:
     script = tmp_path / "run.py"
     script.write_text(RUN)
-    master, slave = pty.openpty()
-    env = dict(os.environ, COLUMNS="120", TERM="xterm")
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "out"), *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=120)
-    os.close(master)
-    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
+    code, out = run_in_pty([sys.executable, str(script), str(tmp_path / "out"), *args])
+    assert code == 0, out
+    return out
 
 
 def test_model_summary_table_matches_lightning_layout():
