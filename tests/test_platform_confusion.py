@@ -337,3 +337,25 @@ def test_class_names_are_text_and_runs_without_a_matrix_show_none(platform, brow
     pg.page.wait_for_selector("#checkpoints td.muted")
     assert pg.page.locator("#confusion-section").is_hidden()
     pg.close()
+
+
+def test_leaving_a_run_page_stops_its_polling_and_socket(platform, browser):
+    """The run page polls every 3 s and holds a metrics socket; both end when the user moves on
+    (one page's cleanup used to replace the other's, so the polling outlived the page)."""
+    with platform["srv"].client() as api:
+        rid = _external(api, "left behind")
+    pg = Page(browser, platform["srv"].url)
+    sockets = []
+    pg.page.on("websocket", lambda ws: sockets.append(ws))
+    polls = []
+    pg.page.on("request", lambda r: f"/api/v1/runs/{rid}/" in r.url and polls.append(r.url))
+    pg.page.goto(f"{pg.url}/#/run/{rid}")
+    pg.page.wait_for_selector("#checkpoints td.muted")
+    wait_for(lambda: sockets, 10, "the run page to open its socket")
+    pg.page.evaluate("location.hash = '#/agents'")  # as the nav link does
+    pg.page.wait_for_selector("#agents")
+    wait_for(lambda: sockets[0].is_closed(), 10, "the run page's socket to close")
+    before = len(polls)
+    pg.page.wait_for_timeout(4000)  # longer than one polling interval; events arrive meanwhile
+    assert polls[before:] == []
+    pg.close()

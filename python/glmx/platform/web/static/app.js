@@ -72,12 +72,20 @@ function loginView(main) {
   input.focus();
 }
 
-let cleanup = null;
-export function onLeave(fn) { cleanup = fn; }
+// What the shown view must stop when the user moves on (intervals, sockets). A list: a view
+// registers several.
+let cleanups = [];
+export function onLeave(main, fn) {
+  if (main.isConnected) cleanups.push(fn);
+  else fn();  // the user left before this view finished loading
+}
 
 export async function route() {
-  if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
-  const main = document.getElementById("main");
+  for (const fn of cleanups.splice(0)) { try { fn(); } catch (e) { console.warn(e); } }
+  // Each visit renders into its own slot: a view still loading when the user moves on writes
+  // into its detached slot, never over the newer page, and the old page is gone at once.
+  const main = h("div", { class: "view" });
+  document.getElementById("main").replaceChildren(main);
   document.getElementById("logout").hidden = !token();
   if (!token()) return loginView(main);
   const [path, query] = (location.hash.slice(1) || "/runs").split("?");

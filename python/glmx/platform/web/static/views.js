@@ -6,9 +6,9 @@ import { accuracy, confusionChart } from "./confusion.js";
 const STATES = ["", "queued", "claimed", "running", "done", "failed", "cancelled", "preempted"];
 const FINAL_STATES = ["done", "failed", "cancelled", "preempted"];
 
-function every(ms, fn) {
+function every(main, ms, fn) {
   const id = setInterval(fn, ms);
-  onLeave(() => clearInterval(id));
+  onLeave(main, () => clearInterval(id));
 }
 
 function metricOf(run) {
@@ -69,7 +69,7 @@ async function runsView(main, _parts, params) {
     }));
   }
   await load();
-  every(3000, load);
+  every(main, 3000, load);
 }
 
 function exportCsv(rows) {
@@ -175,7 +175,7 @@ async function runView(main, parts) {
     try {
       const inst = await api("POST", "/tensorboard", { run_ids: [id] });
       tb.replaceChildren("TensorBoard: ", h("a", { href: inst.url, target: "_blank", rel: "noopener", id: "tb-link" }, inst.url));
-      every(60000, () => api("POST", `/tensorboard/${inst.id}/touch`).catch(() => {}));
+      every(main, 60000, () => api("POST", `/tensorboard/${inst.id}/touch`).catch(() => {}));
     } catch (e) { msg.textContent = e.message; }
   } }, "Open TensorBoard");
   function renderInfo() {
@@ -212,7 +212,7 @@ async function runView(main, parts) {
       h("td", { class: "wrap" }, c.files.flatMap((f) => [h("a", { href: `/api/v1/runs/${id}/checkpoints/${encodeURIComponent(c.name)}/${encodeURIComponent(f.name)}`, download: f.name }, f.name), " "])))));
   }
   await refreshSlow();
-  every(3000, refreshSlow);
+  every(main, 3000, refreshSlow);
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/runs/${id}/stream`);
   ws.onopen = () => ws.send(JSON.stringify({ token: token() }));
   let skipFirst = true;
@@ -231,7 +231,7 @@ async function runView(main, parts) {
       chartsFor(charts, series, { axis: axis.value });
     }
   };
-  onLeave(() => ws.close());
+  onLeave(main, () => ws.close());
 }
 
 // -- new run -----------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ async function agentsView(main) {
       h("td", {}, a.current_run_id ? h("a", { href: `#/run/${a.current_run_id}` }, a.current_run_id) : "-"))));
   }
   await load();
-  every(3000, load);
+  every(main, 3000, load);
 }
 
 export const VIEWS = { runs: runsView, run: runView, new: newView, compare: compareView, agents: agentsView };
