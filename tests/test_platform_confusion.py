@@ -233,6 +233,12 @@ class Page:
         time.sleep(0.2)
         self.page.screenshot(path=str(ARTIFACTS / f"platform-{name}-{w}.png"))
 
+    def show(self, hash_: str) -> None:
+        """Go to a dashboard page and wait until its first data is drawn: the page that was
+        shown before may still be on screen for a moment, and its elements must not match."""
+        self.page.goto(f"{self.url}/{hash_}")
+        self.page.wait_for_selector(f'#main > .view[data-shown="{hash_}"]')
+
     def close(self) -> None:
         assert self.errors == [], self.errors
         assert self.dialogs == [], self.dialogs
@@ -276,7 +282,7 @@ def test_digits_run_page_draws_the_confusion_matrix(platform, browser):
     rid = platform["run"]["id"]
     for viewport in ((1280, 800), (390, 844)):
         pg = Page(browser, platform["srv"].url, viewport)
-        pg.page.goto(f"{pg.url}/#/run/{rid}")
+        pg.show(f"#/run/{rid}")
         svg = pg.page.wait_for_selector("#confusion svg")
         assert svg.get_attribute("data-classes") == "10"
         assert pg.page.locator("#confusion rect[data-cell]").count() == 100
@@ -313,7 +319,7 @@ def test_class_names_are_text_and_runs_without_a_matrix_show_none(platform, brow
         ]
         assert api.post(f"/api/v1/runs/{many}/confusion", json=diag).status_code == 200
     pg = Page(browser, platform["srv"].url)
-    pg.page.goto(f"{pg.url}/#/run/{hostile}")
+    pg.show(f"#/run/{hostile}")
     pg.page.wait_for_selector("#confusion svg")
     labels = pg.page.locator("#confusion .row-label title").all_text_contents()
     assert labels == [XSS, "a&b", "x" * 60]
@@ -322,7 +328,7 @@ def test_class_names_are_text_and_runs_without_a_matrix_show_none(platform, brow
     assert pg.page.locator("img").count() == 0
     assert pg.page.locator("#confusion-stage").is_hidden()  # one stage: no picker
     # 256 classes: one pixel per cell, the hovered cell named in the info line
-    pg.page.goto(f"{pg.url}/#/run/{many}")
+    pg.show(f"#/run/{many}")
     cells = pg.page.wait_for_selector('#confusion svg[data-classes="256"] image.cells')
     assert cells.get_attribute("data-cells") == str(256 * 256)
     assert pg.page.locator("#confusion rect[data-cell]").count() == 0
@@ -331,10 +337,7 @@ def test_class_names_are_text_and_runs_without_a_matrix_show_none(platform, brow
     assert (
         pg.page.inner_text("#confusion-info") == "true class 10, predicted class 10: 5 of 6 (83.3%)"
     )
-    pg.page.goto(f"{pg.url}/#/run/{plain}")
-    pg.page.wait_for_selector("#run-title")
-    # that row is drawn after the matrices were fetched (and none found)
-    pg.page.wait_for_selector("#checkpoints td.muted")
+    pg.show(f"#/run/{plain}")  # drawn after its matrices were fetched (and none found)
     assert pg.page.locator("#confusion-section").is_hidden()
     pg.close()
 
@@ -349,11 +352,10 @@ def test_leaving_a_run_page_stops_its_polling_and_socket(platform, browser):
     pg.page.on("websocket", lambda ws: sockets.append(ws))
     polls = []
     pg.page.on("request", lambda r: f"/api/v1/runs/{rid}/" in r.url and polls.append(r.url))
-    pg.page.goto(f"{pg.url}/#/run/{rid}")
+    pg.show(f"#/run/{rid}")
     pg.page.wait_for_selector("#checkpoints td.muted")
     wait_for(lambda: sockets, 10, "the run page to open its socket")
-    pg.page.evaluate("location.hash = '#/agents'")  # as the nav link does
-    pg.page.wait_for_selector("#agents")
+    pg.show("#/agents")
     wait_for(lambda: sockets[0].is_closed(), 10, "the run page's socket to close")
     before = len(polls)
     pg.page.wait_for_timeout(4000)  # longer than one polling interval; events arrive meanwhile

@@ -106,6 +106,12 @@ class Page:
         w = self.page.viewport_size["width"]
         self.page.screenshot(path=str(ARTIFACTS / f"platform-{name}-{w}.png"), full_page=False)
 
+    def show(self, hash_: str) -> None:
+        """Go to a dashboard page and wait until its first data is drawn: the page that was
+        shown before may still be on screen for a moment, and its elements must not match."""
+        self.page.goto(f"{self.url}/{hash_}")
+        self.page.wait_for_selector(f'#main > .view[data-shown="{hash_}"]')
+
     def close(self) -> None:
         errors = [e for e in self.errors if not any(a in e for a in self.allowed)]
         assert errors == [], errors
@@ -190,7 +196,7 @@ def test_stop_a_running_run(platform, browser):
     pg = Page(browser, platform["srv"].url)
     pg.login()
     rid = platform["long"]["id"]
-    pg.page.goto(f"{pg.url}/#/run/{rid}")
+    pg.show(f"#/run/{rid}")
     wait_for(lambda: "running" in pg.page.inner_text("#run-info"), 120, "the long run to run")
     pg.page.click("#action-stop")
     wait_for(lambda: "preempted" in pg.page.inner_text("#run-info"), 60, "the stopped state")
@@ -234,7 +240,7 @@ def test_phone_screenshots(platform, browser):
         ),
         ("agents", "#/agents", "#agents tbody tr"),
     ):
-        pg.page.goto(pg.url + "/" + hash_)
+        pg.show(hash_)
         pg.page.wait_for_selector(sel)
         time.sleep(0.2)
         pg.shot(name)

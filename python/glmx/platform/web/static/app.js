@@ -95,8 +95,10 @@ export async function route() {
     a.classList.toggle("active", a.getAttribute("href") === `#/${parts[0]}`);
   }
   const view = VIEWS[parts[0]] || VIEWS.runs;
+  const shown = location.hash || "#/runs";
   try {
     await view(main, parts.slice(1), params);
+    main.dataset.shown = shown;  // its first data is on screen (what tests and scripts wait for)
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;
     main.replaceChildren(h("div", { class: "card error" }, `Error: ${e.message}`));
