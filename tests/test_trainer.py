@@ -184,6 +184,41 @@ def test_nan_loss_stops_with_the_step():
         trainer.fit(Explode(), loaders()[0])
 
 
+def test_nan_loss_deferred_as_on_an_accelerator_names_the_first_bad_step(tmp_path):
+    """On an accelerator the losses are read every 50 steps, at log steps and before a save
+    (no per-step host-device sync); the error still names the first bad step and no
+    checkpoint is written past it. Forced here on CPU (``immediate=False``)."""
+    from glmx.trainer._nonfinite import NonfiniteWatch
+
+    class Explode(LitRegression):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            return loss * float("nan") if self.global_step == 2 else loss
+
+    trainer = glmx.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        callbacks=[glmx.ModelCheckpoint(every_n_train_steps=3, save_last=False)],
+    )
+    trainer.fit_loop.nonfinite = NonfiniteWatch(check_every=1000, immediate=False)
+    with pytest.raises(glmx.TrainError, match="loss is NaN at global step 2"):
+        trainer.fit(Explode(), loaders()[0])
+    assert trainer.global_step == 3  # found at the step-3 save, before it was written
+    assert not list((tmp_path / "checkpoints").glob("checkpoint-*"))
+
+    watch = NonfiniteWatch(check_every=3, immediate=False)
+    watch.add(torch.tensor(1.0), 0, 0, 0)
+    watch.add(torch.tensor(float("inf")), 1, 0, 1)
+    with pytest.raises(
+        glmx.TrainError, match="loss is inf at global step 1 \\(epoch 0, batch 1\\)"
+    ):
+        watch.add(torch.tensor(float("nan")), 2, 0, 2)  # the third fills the window
+    watch.add(torch.tensor(1.0), 3, 0, 3)
+    watch.check()  # held values are gone after a check: nothing left to raise
+
+
 def test_user_exception_surfaces_unchanged():
     class Broken(LitRegression):
         def training_step(self, batch, batch_idx):

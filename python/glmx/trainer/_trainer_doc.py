@@ -53,7 +53,9 @@ Args:
     enable_model_summary: Print Lightning's model table (layers, parameters, trainable,
         train/eval mode, totals and size in MB) when ``fit`` starts.
     compile: ``torch.compile`` the module's forward before training.
-    detect_nonfinite_loss: Stop with an error naming the step when the loss is NaN or inf.
+    detect_nonfinite_loss: Stop with an error naming the step when the loss is NaN or inf
+        (on CPU at once; on an accelerator every 50 steps, at log steps and before each
+        checkpoint, so the host does not wait for the device every step).
     seed: Call ``seed_everything(seed)`` at the start of every ``fit``.
 
 Raises:

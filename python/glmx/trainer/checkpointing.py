@@ -62,6 +62,9 @@ def save(trainer: Trainer, manager: CheckpointManager, batch_idx: int | None = N
     ranked as best with a value from an earlier step."""
     module = trainer.lightning_module
     assert module is not None
+    loop = trainer.fit_loop
+    if loop.running:
+        loop.nonfinite.check()  # never keep weights trained past a NaN loss
     sharing = {
         "rng": "PER_RANK",
         "epoch_rng": "PER_RANK",

@@ -26,6 +26,7 @@ from glmx.ckpt._rng import rng_state
 from glmx.errors import TrainError
 from glmx.trainer import stages
 from glmx.trainer._data_state import loader_generators, tokens_of
+from glmx.trainer._nonfinite import NonfiniteWatch
 from glmx.trainer._resume import ResumePoint, loop_state
 from glmx.trainer.metrics import batch_size_of
 from glmx.trainer.optim import parse_configure_optimizers
@@ -72,6 +73,7 @@ class FitLoop:
         self._on_before_optimizer_step: list[Any] = []
         self._module_hooks: dict[str, Any] = {}
         self._amp = False
+        self.nonfinite = NonfiniteWatch()
 
     # -- limits and stopping rules -------------------------------------------------------------
     @property
@@ -137,6 +139,7 @@ class FitLoop:
         t = self.trainer
         self.should_stop = self.validated = self.epoch_exhausted = False
         self._pending, self._resume, self.done_through = 0, None, "epoch"
+        self.nonfinite.clear()
         if t.seed is not None:
             from glmx.trainer.seed import seed_everything
 
@@ -185,6 +188,7 @@ class FitLoop:
             t._call("on_train_start")
             while not self.done():
                 self._run_epoch()
+            self.nonfinite.check()
             t._call("on_train_end")
             t._call("on_fit_end")
         except BaseException as err:
@@ -346,14 +350,7 @@ class FitLoop:
             hook(loss)
         detached = loss.detach()
         if t.detect_nonfinite_loss:
-            value = float(detached)
-            if not math.isfinite(value):
-                shown = "NaN" if math.isnan(value) else str(value)
-                raise TrainError(
-                    f"loss is {shown} at global step {self.global_step} (epoch {self.epoch}, "
-                    f"batch {self.batch_idx}); lower the learning rate, enable gradient "
-                    "clipping, or pass detect_nonfinite_loss=False to continue anyway"
-                )
+            self.nonfinite.add(detached, self.global_step, self.epoch, self.batch_idx)
         accumulate = t.accumulate_grad_batches
         scaled = loss / accumulate if accumulate > 1 else loss
         if self.scaler is not None:
@@ -404,6 +401,7 @@ class FitLoop:
 
     def _log_step(self, batch: Any) -> None:
         t = self.trainer
+        self.nonfinite.check()  # the values are read now anyway
         values = t._metrics_train.take_step_values()
         start, steps, batches, tokens = self._window
         elapsed = time.perf_counter() - start
