@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,10 +70,8 @@ def unigram_loss(train_counts: Mapping[str, int], eval_counts: Mapping[str, int]
     GPN's evaluation weighs uppercase bases only (lowercase weight 0), so both count tables are
     read over the uppercase keys ``A C G T`` (``prep_summary.json``'s ``composition``).
     """
-    bases = "ACGT"
-    fit = np.array([train_counts.get(b, 0) for b in bases], dtype=np.float64) + 1.0  # add-one
-    p = fit / fit.sum()
-    n = np.array([eval_counts.get(b, 0) for b in bases], dtype=np.float64)
+    p = _unigram(train_counts)
+    n = np.array([eval_counts.get(b, 0) for b in "ACGT"], dtype=np.float64)
     if n.sum() == 0:
         raise DataError("no uppercase bases to evaluate the unigram baseline on")
     return float(-(n * np.log(p)).sum() / n.sum())
@@ -99,6 +98,77 @@ def mlm_loss(
     tokens), so the model never sees the base it predicts: the number is then directly
     comparable with the unigram and uniform baselines. ``mask_all=False`` is GPN's 80/10/10 loss.
     """
+    rows = _row_losses(model, source, seq_len, batch_size, mask_all, device, max_batches, seed)
+    return float(rows.ce.sum() / rows.weight.sum())
+
+
+@dataclass(frozen=True)
+class Margin:
+    """Held-out loss of a model and of the unigram baseline on the same predicted positions,
+    with a 95% bootstrap interval of their difference (windows resampled, pairs kept)."""
+
+    model_loss: float
+    unigram_loss: float
+    margin: float  # unigram - model: > 0 when the model is better
+    lo: float
+    hi: float
+    windows: int
+    positions: float  # summed loss weight (uppercase predicted positions)
+
+
+def mlm_margin(
+    model: Any,
+    source: Any,
+    train_counts: Mapping[str, int],
+    *,
+    seq_len: int = 512,
+    batch_size: int = 32,
+    device: str | None = None,
+    max_batches: int | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> Margin:
+    """How much better ``model`` predicts held-out bases than a unigram model fitted on
+    ``train_counts`` (``prep_summary.json``'s training ``composition``), in nats per predicted
+    uppercase base, as :func:`mlm_loss` evaluates (every predicted position ``[MASK]``ed).
+
+    Both losses are taken on the very same positions, so the interval is that of a paired
+    difference: windows are resampled with replacement ``n_boot`` times (seeded) and the
+    2.5/97.5 percentiles of the margin reported. Neighbouring bases are correlated, so whole
+    windows, not positions, are the resampled unit."""
+    rows = _row_losses(model, source, seq_len, batch_size, True, device, max_batches, seed)
+    log_p = np.log(_unigram(train_counts))
+    uni = -(rows.bases * log_p).sum(axis=1)  # per window, weighted like the model's loss
+    w = rows.weight
+    total = w.sum()
+    model_loss, unigram = float(rows.ce.sum() / total), float(uni.sum() / total)
+    gain = uni - rows.ce
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(w), size=(n_boot, len(w)))
+    boot = gain[pick].sum(axis=1) / w[pick].sum(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return Margin(
+        model_loss, unigram, unigram - model_loss, float(lo), float(hi), len(w), float(total)
+    )
+
+
+@dataclass(frozen=True)
+class _Rows:
+    ce: np.ndarray  # per window: summed weighted cross-entropy of the model
+    weight: np.ndarray  # per window: summed loss weight
+    bases: np.ndarray  # per window x ACGT: summed loss weight of the true base
+
+
+def _row_losses(
+    model: Any,
+    source: Any,
+    seq_len: int,
+    batch_size: int,
+    mask_all: bool,
+    device: str | None,
+    max_batches: int | None,
+    seed: int,
+) -> _Rows:
     import torch
 
     from glmx.data import DnaMlmLoader
@@ -117,23 +187,35 @@ def mlm_loss(
     )
     was_training = net.training
     net.eval()
-    total, weight = 0.0, 0.0
+    ce_rows, w_rows, base_rows = [], [], []
     with torch.inference_mode():
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
             logits = net(batch["input_ids"].to(dev)).float()
             labels = batch["labels"].to(dev)
-            w = batch["loss_weight"].to(dev) * (labels != -100)
+            # base tokens A C G T are ids 3..6 (glmx.data's vocabulary); an [UNK] label (an N
+            # or IUPAC code) has no unigram probability and is not a base: it does not count
+            w = batch["loss_weight"].to(dev) * ((labels >= 3) & (labels <= 6))
             ce = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]),
-                labels.reshape(-1),
-                reduction="none",
-                ignore_index=-100,
+                logits.transpose(1, 2), labels, reduction="none", ignore_index=-100
             )
-            total += float((ce * w.reshape(-1)).sum())
-            weight += float(w.sum())
+            ce_rows.append((ce * w).sum(dim=1).double().cpu())
+            w_rows.append(w.sum(dim=1).double().cpu())
+            onehot = torch.stack([(labels == 3 + b) for b in range(4)], dim=-1)
+            base_rows.append((onehot * w.unsqueeze(-1)).sum(dim=1).double().cpu())
     net.train(was_training)
-    if weight == 0:
+    rows = _Rows(
+        torch.cat(ce_rows).numpy() if ce_rows else np.zeros(0),
+        torch.cat(w_rows).numpy() if w_rows else np.zeros(0),
+        torch.cat(base_rows).numpy() if base_rows else np.zeros((0, 4)),
+    )
+    if rows.weight.sum() == 0:
         raise DataError(f"no predicted uppercase positions in {source!r}")
-    return total / weight
+    return rows
+
+
+def _unigram(train_counts: Mapping[str, int]) -> np.ndarray:
+    """Base probabilities A C G T fitted on uppercase training counts (add-one)."""
+    fit = np.array([train_counts.get(b, 0) for b in "ACGT"], dtype=np.float64) + 1.0
+    return fit / fit.sum()
