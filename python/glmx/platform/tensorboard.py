@@ -58,6 +58,8 @@ class Instances:
 
     def stop(self, tb_id: int) -> None:
         i = self.items.pop(tb_id)
+        if i["proc"].stdin is not None:
+            i["proc"].stdin.close()
         if i["proc"].poll() is None:
             i["proc"].terminate()
             try:
@@ -113,7 +115,7 @@ def start(body: TensorBoardIn, request: Request) -> dict[str, Any]:
             [
                 sys.executable,
                 "-m",
-                "tensorboard.main",
+                "glmx.platform.tb_child",  # TensorBoard that exits when the server is gone
                 "--logdir_spec",
                 ",".join(dirs),
                 "--host",
@@ -125,7 +127,7 @@ def start(body: TensorBoardIn, request: Request) -> dict[str, Any]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # its end-of-file tells the child the server is gone
         )
         tb_id = tbs.next_id
         tbs.next_id += 1
