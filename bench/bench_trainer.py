@@ -2,7 +2,9 @@
 
 Tiny MLP on CPU, batch 32, the same pre-built batches for all three, steady state measured
 between step WARMUP and step WARMUP + STEPS with a callback (so setup time is excluded).
-Prints medians over REPEATS interleaved runs and the overhead ratios.
+Prints medians over REPEATS interleaved runs (the order reversed every other repeat), the best
+run of each, and the median of the per-repeat glmx/raw ratios (paired: robust to slow changes
+in machine load).
 
     .venv/bin/python bench/bench_trainer.py [--steps 2000] [--repeats 5]
     .venv/bin/python bench/bench_trainer.py --background-load 4   # N busy processes meanwhile
@@ -208,10 +210,15 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in runners}
     with background_load(args.background_load):
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        for _ in range(args.repeats):
-            for name, fn in runners.items():
-                times[name].append(fn(batches))
+        order = list(runners)
+        for i in range(args.repeats):
+            # every other repeat runs the loops in reverse order, so a drift in machine load
+            # (or a warm-cache advantage of going second) does not favour one loop
+            for name in order if i % 2 == 0 else order[::-1]:
+                times[name].append(runners[name](batches))
     med = {k: statistics.median(v) for k, v in times.items()}
+    # the same repeat's runs ran seconds apart: their ratio cancels slow changes in load
+    paired = sorted(g / r for g, r in zip(times["glmx"], times["raw"], strict=True))
     best = {k: min(v) for k, v in times.items()}
     print(
         f"T1 per-step time, tiny MLP, CPU, batch 32, {args.steps} steps, median of {args.repeats}"
@@ -227,6 +234,13 @@ def main() -> None:
         f"  glmx overhead over raw:      {100 * (med['glmx'] / med['raw'] - 1):+.1f}% "
         f"(target <= {'+25' if args.background_load else '+10'}%); "
         f"best of each: {100 * (best['glmx'] / best['raw'] - 1):+.1f}%"
+    )
+    q1, q3 = (paired[0], paired[-1])
+    if len(paired) > 1:
+        q1, _, q3 = statistics.quantiles(paired, n=4)
+    print(
+        f"  glmx / raw within each repeat: median {100 * (statistics.median(paired) - 1):+.1f}% "
+        f"(quartiles {100 * (q1 - 1):+.1f}% .. {100 * (q3 - 1):+.1f}%)"
     )
     if "lightning" in med:
         print(f"  lightning overhead over raw: {100 * (med['lightning'] / med['raw'] - 1):+.1f}%")
