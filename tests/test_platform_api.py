@@ -190,6 +190,30 @@ def test_checkpoint_download_confined(server, api):
     api.post(f"/api/v1/runs/{run['id']}/actions/cancel")
 
 
+def test_a_log_batch_sent_twice_is_stored_once(api):
+    """An agent whose reply was lost (the server died after the commit) re-sends the batch
+    with the same ``first_seq``: the lines already stored are skipped, the rest appended."""
+    run = api.post("/api/v1/runs", json={"kind": "smoke", "name": "resend", "priority": 90}).json()
+    _, claimed = _agent_run(api, run["id"])
+    rid, attempt = run["id"], claimed["attempt"]
+    assert claimed["next_log_seq"] == 0
+
+    def post(lines, first_seq):
+        body = {"attempt": attempt, "lines": lines, "first_seq": first_seq}
+        r = api.post(f"/api/v1/runs/{rid}/logs", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert post(["a", "b"], 0) == {"accepted": 2, "next_seq": 2}
+    assert post(["a", "b"], 0) == {"accepted": 0, "next_seq": 2}  # the re-sent batch
+    assert post(["b", "c"], 1) == {"accepted": 1, "next_seq": 3}  # half of it was stored
+    assert post(["d"], None) == {"accepted": 1, "next_seq": 4}  # no position: appended
+    lines = api.get(f"/api/v1/runs/{rid}/logs", params={"tail": 10}).json()["lines"]
+    assert [(x["seq"], x["line"]) for x in lines] == [(0, "a"), (1, "b"), (2, "c"), (3, "d")]
+    bad = api.post(f"/api/v1/runs/{rid}/logs", json={"lines": ["x"], "first_seq": -1})
+    assert bad.status_code == 422
+
+
 def test_agent_protocol_metrics_logs_and_stream(server, api):
     run = api.post("/api/v1/runs", json={"kind": "smoke", "name": "proto", "priority": 50}).json()
     agent, claimed = _agent_run(api, run["id"])

@@ -163,7 +163,9 @@ def _alive_with(marker: str) -> list[int]:
 
 @pytest.mark.slow
 def test_agent_kill9_requeues_and_resumes_exactly(tmp_path):
-    srv = Server(tmp_path / "home", lease=2.0).start()
+    # a lease long enough that a busy 2-core machine never expires it by accident, short
+    # enough that the killed agent's run is requeued within seconds
+    srv = Server(tmp_path / "home", lease=8.0).start()
     agents = []
     try:
         with srv.client() as api:
@@ -186,7 +188,7 @@ def test_agent_kill9_requeues_and_resumes_exactly(tmp_path):
                 ckpts = api.get(f"/api/v1/runs/{victim['id']}/checkpoints").json()["checkpoints"]
                 return run["last_step"] >= 64 and any(c["complete"] for c in ckpts)
 
-            wait_for(checkpointed, 120, "a checkpoint of the victim", poll=0.05)
+            wait_for(checkpointed, 120, "a checkpoint of the victim", poll=0.2)
             step_at_kill = api.get(f"/api/v1/runs/{victim['id']}").json()["last_step"]
             assert step_at_kill < 512, "the run finished before it could be killed"
             os.kill(agents[0].pid, signal.SIGKILL)
@@ -224,7 +226,7 @@ def test_agent_kill9_requeues_and_resumes_exactly(tmp_path):
 
 @pytest.mark.slow
 def test_server_restart_mid_run_loses_nothing(tmp_path, postgres):
-    srv = Server(tmp_path / "home", db_url=postgres.url, lease=15.0).start()
+    srv = Server(tmp_path / "home", db_url=postgres.url, lease=30.0).start()
     agent = start_agent(srv.url, tmp_path / "a", "--exit-when-idle", "5", "--heartbeat", "1")
     try:
         with srv.client() as api:

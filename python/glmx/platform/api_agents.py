@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from glmx.platform.api_common import final_metrics, get_run, state
+from glmx.platform.ingest import next_log_seq
 from glmx.platform.models import ACTIVE_STATES, FINAL_STATES, Agent, Run
 from glmx.platform.queue import add_event, claim, requeue_expired, run_dict
 from glmx.platform.schemas import AgentIn, HeartbeatIn, StateIn
@@ -152,7 +153,9 @@ def claim_run(agent_id: int, request: Request) -> Any:
         if run is None:
             agent.state = "idle"
             return Response(status_code=204)
-        return run_dict(run, full=True)
+        # where this attempt's first log line will land (the agent's batches say where they
+        # expect to start, so a batch re-sent after a lost reply is not stored twice)
+        return {**run_dict(run, full=True), "next_log_seq": next_log_seq(session, run.id)}
 
 
 @router.post("/{agent_id}/runs/{run_id}/state", dependencies=[Depends(require_token)])

@@ -245,8 +245,10 @@ def _downsample(points: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 
 @router.post("/{run_id}/logs", dependencies=[Depends(require_token)])
 def post_logs(run_id: int, body: LogsIn, request: Request) -> dict[str, Any]:
-    """Appends log lines."""
-    return {"accepted": ingest_logs(state(request).db, run_id, body.attempt, body.lines)}
+    """Appends log lines (``first_seq``: a re-sent batch is stored once); answers how many were
+    stored and the sequence number the next line will get."""
+    stored, nxt = ingest_logs(state(request).db, run_id, body.attempt, body.lines, body.first_seq)
+    return {"accepted": stored, "next_seq": nxt}
 
 
 @router.get("/{run_id}/logs")

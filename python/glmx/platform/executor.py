@@ -70,6 +70,7 @@ class Execution:
         self.points: list[dict[str, Any]] = []
         self.matrices: list[dict[str, Any]] = []
         self.lines: list[str] = []
+        self.log_seq: int | None = run.get("next_log_seq")  # where self.lines[0] will land
         self.proc: subprocess.Popen[bytes] | None = None
         self.smoke: SmokeRun | None = None
         self.pending: list[str] = []
@@ -182,14 +183,20 @@ class Execution:
         for what, buf in (("metrics", self.points), ("logs", self.lines)):
             while buf and not self.lost:
                 batch = buf[:5000]
-                key = "points" if what == "metrics" else "lines"
+                body: dict[str, Any] = {"attempt": self.attempt}
+                if what == "metrics":
+                    body["points"] = batch  # an upsert: re-sending is harmless
+                else:
+                    body.update(lines=batch, first_seq=self.log_seq)
                 status, data = self.agent.call(
                     "POST",
                     f"{base}/{what}",
-                    {"attempt": self.attempt, key: batch},
+                    body,
                     give_up_s=None if final else self.agent.lease_s / 2,
                 )
                 if status == 200:
+                    if what == "logs":  # no answer to read: append as before
+                        self.log_seq = data.get("next_seq") if isinstance(data, dict) else None
                     del buf[: len(batch)]
                 elif status == 409:
                     self.lost = True

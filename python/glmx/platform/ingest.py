@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from glmx.platform.db import Database
 from glmx.platform.models import ACTIVE_STATES, LogLine, Metric, Run
 
-__all__ = ["ingest_logs", "ingest_metrics"]
+__all__ = ["ingest_logs", "ingest_metrics", "next_log_seq"]
 
 
 def _live_run(session: Session, run_id: int, attempt: int | None) -> Run:
@@ -71,16 +71,30 @@ def ingest_metrics(db: Database, run_id: int, attempt: int | None, points: list[
     return len(rows)
 
 
-def ingest_logs(db: Database, run_id: int, attempt: int | None, lines: list[str]) -> int:
-    """Appends lines with consecutive sequence numbers."""
+def ingest_logs(
+    db: Database,
+    run_id: int,
+    attempt: int | None,
+    lines: list[str],
+    first_seq: int | None = None,
+) -> tuple[int, int]:
+    """Appends lines with consecutive sequence numbers; returns ``(stored, next_seq)``.
+
+    With ``first_seq`` (where the sender expects its first line to land), lines already stored
+    from that position on are skipped: an agent that re-sends a batch whose reply it never got
+    (the server died after the commit) does not duplicate it."""
     with db.write() as session:
         _live_run(session, run_id, attempt)
-        if not lines:
-            return 0
-        start = session.scalar(select(func.max(LogLine.seq)).where(LogLine.run_id == run_id))
-        seq = -1 if start is None else int(start)
+        nxt = next_log_seq(session, run_id)
+        if first_seq is not None and first_seq < nxt:
+            lines = lines[nxt - first_seq :]
         session.add_all(
-            LogLine(run_id=run_id, seq=seq + 1 + i, line=line[:10_000])
-            for i, line in enumerate(lines)
+            LogLine(run_id=run_id, seq=nxt + i, line=line[:10_000]) for i, line in enumerate(lines)
         )
-    return len(lines)
+    return len(lines), nxt + len(lines)
+
+
+def next_log_seq(session: Session, run_id: int) -> int:
+    """The sequence number the run's next log line gets."""
+    last = session.scalar(select(func.max(LogLine.seq)).where(LogLine.run_id == run_id))
+    return 0 if last is None else int(last) + 1

@@ -91,6 +91,9 @@ class LogsIn(BaseModel):
     model_config = _Strict
     attempt: int | None = None
     lines: list[str] = Field(max_length=100_000)
+    # The sequence number the sender expects its first line to get (the ``next_seq`` of its
+    # last acknowledged batch): a batch re-sent after a lost reply is then stored once.
+    first_seq: int | None = Field(default=None, ge=0)
 
 
 class AgentIn(BaseModel):
