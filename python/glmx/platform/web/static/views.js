@@ -195,13 +195,17 @@ async function runView(main, parts) {
     h("div", { class: "card" }, h("table", { id: "checkpoints" }, h("thead", {}, h("tr", {}, h("th", {}, "checkpoint"), h("th", {}, "files"))), ckpts)));
   renderInfo();
   chartsFor(charts, series, { axis: axis.value });
+  // A tick that began before the user left stops at its next await (no requests after that).
+  const left = () => !main.isConnected;
   async function refreshSlow() {
     const lines = (await api("GET", `/runs/${id}/logs?tail=200`)).lines;
+    if (left()) return;
     log.textContent = lines.map((l) => l.line).join("\n");
     log.scrollTop = log.scrollHeight;
     if (!confusionFinal) {  // a finished run's matrices no longer change: fetched once more
       confusionFinal = FINAL_STATES.includes(run.state);
       confusion.update((await api("GET", `/runs/${id}/confusion`)).matrices);
+      if (left()) return;
     }
     if (run.external) {  // its checkpoints stay on the machine that ran it
       ckpts.replaceChildren(h("tr", {}, h("td", { class: "muted", colspan: 2 }, "a run started elsewhere: checkpoints are in its run dir")));
@@ -217,6 +221,7 @@ async function runView(main, parts) {
   ws.onopen = () => ws.send(JSON.stringify({ token: token() }));
   let skipFirst = true;
   ws.onmessage = (ev) => {
+    if (left()) return;
     const m = JSON.parse(ev.data);
     if (m.type === "state") {
       const ended = !FINAL_STATES.includes(run.state) && FINAL_STATES.includes(m.state);
