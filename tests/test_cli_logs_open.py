@@ -45,7 +45,9 @@ def test_headless_xdg_open_failure_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_failing_opener_reports_its_error(tmp_path: Path) -> None:
-    fail = f"{sys.executable} -c \"import sys; sys.exit('viewer: cannot connect to display')\""
+    # a shell viewer starts in milliseconds: glmx waits 2 s for a viewer to fail, which a
+    # Python start-up on a loaded machine could exceed (it would then count as opened)
+    fail = "sh -c 'echo viewer: cannot connect to display >&2; exit 1' sh"
     code, out, err = _plot(tmp_path, {"GLMX_OPENER": fail})
     assert code == 0, err
     assert "opened" not in out

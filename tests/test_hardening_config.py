@@ -60,12 +60,12 @@ def test_long_interpolation_chain_is_a_limit(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("opener", "closer"), [("[", "]"), ("{a:", "}"), ("${", "}")])
 def test_deeply_nested_override_is_an_error(tmp_path: Path, opener: str, closer: str) -> None:
     r = _tree(tmp_path, {"train.yaml": "a: 1\n"})
-    t = time.perf_counter()
+    t = time.process_time()
     with pytest.raises(GlmxError, match="GLMX_CONFIG_MAX_DEPTH"):
         compose("train", ["+x=" + opener * 7500 + closer * 7500], config_dir=r)
     with pytest.raises(GlmxError):
         compose("train", ["+x=" + opener * 7500], config_dir=r)
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 2.0
 
 
 def test_deep_yaml_is_an_error(tmp_path: Path) -> None:
@@ -100,19 +100,19 @@ def test_sweep_cartesian_product_is_refused(tmp_path: Path) -> None:
 
 def test_billion_laughs_in_compose(tmp_path: Path) -> None:
     r = _tree(tmp_path, {"train.yaml": _laughs(9)})
-    t = time.perf_counter()
+    t = time.process_time()
     with pytest.raises(ConfigError, match="expanding YAML aliases exceeds.*ALIAS_NODES"):
         compose("train", config_dir=r)
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 2.0
     small = _tree(tmp_path / "s", {"train.yaml": _laughs(3)})
     assert len(compose("train", config_dir=small)["l3"]) == 10
 
 
 def test_billion_laughs_in_templates() -> None:
-    t = time.perf_counter()
+    t = time.process_time()
     with pytest.raises(ConfigError, match="ALIAS_NODES"):
         config.load(_laughs(7))
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 2.0
     g = config.load(_laughs(2))
     assert len(g.materialize("l2")) == 10
     assert "def construct" in g.code("l2")
@@ -124,20 +124,20 @@ def test_billion_laughs_in_templates() -> None:
 def test_resolve_is_linear(tmp_path: Path) -> None:
     items = "".join(f"  - s{i}\n" for i in range(100_000))
     r = _tree(tmp_path, {"train.yaml": "x: ${l[5]}\nl:\n" + items})
-    t = time.perf_counter()
+    t = time.process_time()
     out = compose("train", config_dir=r)
     assert out["x"] == "s5" and len(out["l"]) == 100_000
-    assert time.perf_counter() - t < 5.0
+    assert time.process_time() - t < 5.0
 
 
 def test_override_with_nested_brackets_is_fast(tmp_path: Path) -> None:
     r = _tree(tmp_path, {"train.yaml": "a: 1\n"})
-    t = time.perf_counter()
+    t = time.process_time()
     out = compose("train", ["+x=" + "[" * 150 + "]" * 150], config_dir=r)
     assert isinstance(out["x"], list)
     with pytest.raises(GlmxError):
         compose("train", ["+x=" + "[" * 1000], config_dir=r)
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 2.0
 
 
 # -- item 5: command-line values are data ------------------------------------------------------

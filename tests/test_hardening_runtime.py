@@ -121,6 +121,14 @@ class _Slow(glmx_pkg.Module):
 
 
 def _plant_and_command(ctl: Path, outcome: dict) -> None:
+    try:
+        _plant_and_command_or_fail(ctl, outcome)
+    except BaseException as err:  # reported by the test, not lost with the thread
+        outcome["error"] = repr(err)
+        raise
+
+
+def _plant_and_command_or_fail(ctl: Path, outcome: dict) -> None:
     deadline = time.monotonic() + 60
     job = None
     while time.monotonic() < deadline and job is None:
@@ -128,12 +136,18 @@ def _plant_and_command(ctl: Path, outcome: dict) -> None:
         time.sleep(0.05)
     assert job is not None
     commands = ctl / job.job_id / "commands"
-    (commands / "0001.json").mkdir()  # a directory named like a command
-    (commands / "0002.json" / "inner").mkdir(parents=True)  # one that cannot be removed
-    os.mkfifo(commands / "0003.json")  # a FIFO: reading it would block
-    (commands / "0004.json").symlink_to("/dev/zero")  # endless data
-    (commands / "0005.json").write_text("x" * 100_000)  # oversized
-    (commands / "0006.json").write_text("[1, 2]")  # not an object
+    # Each bad entry is made whole beside the control dir, then renamed in: the training polls
+    # (and removes bad entries) meanwhile, and must never see one half made.
+    staging = ctl.parent / "staging"
+    staging.mkdir()
+    (staging / "0001.json").mkdir()  # a directory named like a command
+    (staging / "0002.json" / "inner").mkdir(parents=True)  # one that cannot be removed
+    os.mkfifo(staging / "0003.json")  # a FIFO: reading it would block
+    (staging / "0004.json").symlink_to("/dev/zero")  # endless data
+    (staging / "0005.json").write_text("x" * 100_000)  # oversized
+    (staging / "0006.json").write_text("[1, 2]")  # not an object
+    for entry in sorted(staging.iterdir()):
+        entry.rename(commands / entry.name)
     for f in (ctl / job.job_id / "results").iterdir():
         f.unlink()
     (ctl / job.job_id / "results").rmdir()  # `control save` must still be answered
@@ -148,13 +162,14 @@ def test_bad_command_files_never_kill_or_hang_a_training(ctl, tmp_path, caplog):
     sender = threading.Thread(target=_plant_and_command, args=(ctl, outcome), daemon=True)
     sender.start()
     trainer = glmx_pkg.Trainer(
-        max_epochs=1000, default_root_dir=tmp_path / "run", enable_progress_bar=False
-    )
+        max_epochs=400, default_root_dir=tmp_path / "run", enable_progress_bar=False
+    )  # >= 64 s of training: ended by the `stop` command long before
     caplog.set_level("WARNING", logger="glmx.control")
     trainer.fit(_Slow(), data)
     sender.join(timeout=60)
+    assert "error" not in outcome, outcome["error"]
     assert outcome["save"]["ok"] and outcome["save"]["checkpoint"], outcome
-    assert outcome["stop"]["ok"] and trainer.global_step < 16 * 1000
+    assert outcome["stop"]["ok"] and trainer.global_step < 16 * 400
     assert Path(outcome["stop"]["checkpoint"]).is_dir()
     warned = "\n".join(r.getMessage() for r in caplog.records)
     for name in ("0001.json", "0002.json", "0003.json", "0004.json", "0005.json", "0006.json"):

@@ -162,14 +162,23 @@ def test_form_run_trains_with_live_chart_then_tensorboard(platform, browser):
     pg.page.wait_for_selector("#run-title")
     assert "from the form" in pg.page.inner_text("#run-title")
     path = '#charts .chart[data-key="train/loss"] path[data-series="train/loss"]'
-    pg.page.wait_for_selector(path, timeout=120_000)
-    first = int(pg.page.get_attribute(path, "data-points"))
-    wait_for(
-        lambda: int(pg.page.get_attribute(path, "data-points")) > first,
-        120,
-        "the chart to gain points",
-        poll=0.2,
+    # Record every point count the chart shows from now on (read once later, the first count
+    # could already be the last on a slow machine): live updates mean at least two counts.
+    pg.page.evaluate(
+        """(path) => {
+            window.seenCounts = new Set();
+            const note = () => {
+                const p = document.querySelector(path);
+                if (p) window.seenCounts.add(p.getAttribute("data-points"));
+            };
+            note();
+            new MutationObserver(note).observe(document.getElementById("main"),
+                { subtree: true, childList: true, attributes: true });
+        }""",
+        path,
     )
+    pg.page.wait_for_selector(path, timeout=120_000)
+    pg.page.wait_for_function("() => window.seenCounts.size >= 2", timeout=120_000)
     pg.shot("run")
     pg.page.select_option("#x-axis", "time")
     assert pg.page.locator(f"{path}").count() == 1

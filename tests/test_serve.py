@@ -337,13 +337,18 @@ def test_serve_start_errors_are_one_line(tmp_path):
 
 
 def test_full_queue_answers_429(model_dir):
-    # one row may wait; the first request holds the 1.5 s batching window open
-    with _serve(model_dir, "--max-queue", "1", "--max-wait-ms", "1500") as url:
+    # one row may wait; the first request holds the 6 s batching window open, and the second
+    # is sent once the server counts the first as queued (not after a guessed delay)
+    with _serve(model_dir, "--max-queue", "1", "--max-wait-ms", "6000") as url:
 
         async def go():
             async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
                 first = asyncio.create_task(http.post("/v1/embeddings", json={"input": "ACGT"}))
-                await asyncio.sleep(0.5)
+                for _ in range(200):
+                    info = (await http.get("/v1/models")).json()["data"][0]
+                    if info["batching"]["stats"]["requests"] == 1:
+                        break
+                    await asyncio.sleep(0.02)
                 second = await http.post("/v1/embeddings", json={"input": "ACGT"})
                 return await first, second
 

@@ -156,7 +156,7 @@ def test_submit_completes_and_is_harvested(slurm, tmp_path):
 
 
 def test_preempt_requeue_resume_matches_uninterrupted(slurm, tmp_path):
-    steps = 36
+    steps = 60  # ~9 s of training: time for the signal to arrive on a slow machine
     job, (run_dir,) = submit(tmp_path, f"steps={steps}", "sleep=0.15")
     deadline = time.time() + 60
     while not (run_dir / "trainer_logs.json").exists() or len(losses(run_dir)) < 6:
@@ -173,8 +173,13 @@ def test_preempt_requeue_resume_matches_uninterrupted(slurm, tmp_path):
     ]
     preempted = [e for e in events if e["event"] == "preempted"]
     assert len(preempted) == 1 and 6 <= preempted[0]["step"] < steps
-    time.sleep(2)  # SLURM ignores StartTime updates issued right at the requeue
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+    # A requeued job waits for a begin time in the future; SLURM ignores (or refuses) a
+    # StartTime update issued right at the requeue, so ask again until the job starts.
+    deadline = time.time() + 60
+    while squeue_state(job) == "PENDING":
+        assert time.time() < deadline, "the requeued job never started"
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
+        time.sleep(1)
     wait_gone(job)
 
     ref = tmp_path / "ref"
