@@ -48,7 +48,7 @@ test-rust: $(STAMP) ## cargo test for the crates that need no Python
 
 .PHONY: test-py
 test-py: dev ## pytest over the public API (exit 5, no tests collected, is a failure)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 .PHONY: test
 test: test-rust test-py ## Set up the venv if needed, build, run every Rust and Python test
