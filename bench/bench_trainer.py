@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import statistics
@@ -215,6 +216,9 @@ def main() -> None:
             # every other repeat runs the loops in reverse order, so a drift in machine load
             # (or a warm-cache advantage of going second) does not favour one loop
             for name in order if i % 2 == 0 else order[::-1]:
+                # a collection left pending by the previous run's set-up would otherwise land
+                # (hundreds of ms for a full one) in whichever loop runs next
+                gc.collect()
                 times[name].append(runners[name](batches))
     med = {k: statistics.median(v) for k, v in times.items()}
     # the same repeat's runs ran seconds apart: their ratio cancels slow changes in load
