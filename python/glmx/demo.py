@@ -19,8 +19,8 @@
 3. Evaluates on the held-out blocks: loss in nats per masked uppercase base with every
    predicted position ``[MASK]``ed, against the uniform (ln 4) and the unigram (base
    frequencies of the training split, scored on the same positions) baselines, with a 95%
-   bootstrap interval of the margin (:func:`glmx.eval.mlm_margin`). Exit status 1 if the model does not beat the
-   unigram baseline on the validation split.
+   bootstrap interval of the margin (:func:`glmx.eval.mlm_margin`). Exit status 1 if the
+   model does not beat the unigram baseline on the validation split.
 4. Runs the zero-shot variant-effect proxy (:func:`glmx.eval.annotation_benchmark`) on the
    held-out blocks: annotated SNV classes (splice sites, codons, coding changes) against
    matched background, AUROC / AUPRC with bootstrap intervals (docs/science.md). The held-out
