@@ -138,6 +138,38 @@ def test_windows_block_holdout_is_disjoint_and_deterministic(tmp_path, genome):
     assert 2550 < sum(a.counts.values()) <= len(genome[CHROM]) // 512  # N runs removed
 
 
+def test_no_window_straddles_a_split_boundary(tmp_path, genome):
+    """A window that starts in a training block and ends in a held-out one (or the reverse) is
+    left out: no training window holds a held-out base, also with overlapping windows."""
+    res = windows(
+        FASTA, tmp_path / "o", stride=128, val_fraction=0.1, test_fraction=0.1, block_size=50_000
+    )
+    split_of_block: dict[int, str] = {}
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for split in ("train", "validation", "test"):
+        spans[split] = [
+            tuple(map(int, r["id"].split(":")[1].split("-")))
+            for r in _all_rows(tmp_path / "o", split)
+        ]
+        for start, _ in spans[split]:
+            split_of_block.setdefault(start // 50_000, split)
+    for split, rows in spans.items():
+        for start, end in rows:
+            touched = {
+                split_of_block.get(b, split)
+                for b in range(start // 50_000, (end - 1) // 50_000 + 1)
+            }
+            assert touched == {split}, (split, start, end)
+
+    def split(block: int) -> str:
+        return split_of_block.get(block, "train")
+
+    boundaries = sum(split(b) != split(b + 1) for b in range(max(split_of_block)))
+    # only windows at boundaries are lost: at most 4 per boundary (512-bp windows every 128)
+    full = windows(FASTA, tmp_path / "f", stride=128)
+    assert 0 < full.counts["train"] - sum(res.counts.values()) <= 4 * boundaries
+
+
 def test_chromosome_split_and_errors(tmp_path):
     res = windows(FASTA, tmp_path / "c", test_chroms=[CHROM])
     assert res.counts["train"] == 0 and res.counts["test"] > 2000

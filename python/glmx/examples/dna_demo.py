@@ -1,9 +1,9 @@
 """The demo's training data: D. melanogaster chr4 split into held-out 50-kb blocks, training
 sequence that never reaches into them, and extra training windows around splice sites.
 
-``glmx.prep.windows`` assigns a window to the block holding its start, so a training window
-that starts just before a held-out block reaches into it. Here every split is cut from its own
-blocks only: training rows are the N-free runs of the training blocks (the data loader cuts
+``glmx.prep.windows`` writes fixed windows (those across a split boundary left out); the demo
+builds its rows itself because its training rows are whole runs that the loader windows with a
+stride. Every split is cut from its own blocks only: training rows are the N-free runs of the training blocks (the data loader cuts
 overlapping windows from them with a stride), held-out rows are non-overlapping ``window``-bp
 tiles of the held-out blocks. No held-out base is in any training row.
 

@@ -7,6 +7,7 @@ per line ``{"id": "chrom:start-end", "seq": "..."}``, rows shuffled with a fixed
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from collections.abc import Iterable, Sequence
@@ -17,6 +18,7 @@ from glmx.errors import DataError
 from glmx.prep.intervals import Interval
 
 SPLITS = ("train", "validation", "test")
+log = logging.getLogger("glmx.prep")
 
 
 @dataclass
@@ -27,9 +29,10 @@ class SplitSpec:
     test, the rest to train. By block, for genomes with too few chromosomes (e.g. the single
     chr4 of the demo): every chromosome is cut into ``block_size`` blocks and a seeded choice of
     ``round(val_fraction * n_blocks)`` blocks (at least one when the fraction is > 0) goes to
-    validation, likewise for test; a window belongs to the block holding its start. Both rules
-    may be combined (chromosome lists win). Held-out blocks are contiguous, so neighbouring
-    training windows share at most an edge with them, never bases.
+    validation, likewise for test. A window belongs to a split only when every block it
+    touches is of that split: one that straddles the boundary between a training and a held-out
+    block is dropped, so no training window holds a held-out base (and no held-out window a
+    training base). Both rules may be combined (chromosome lists win).
     """
 
     val_chroms: Sequence[str] = ()
@@ -83,19 +86,39 @@ class SplitSpec:
         self._blocks.update({b: "test" for b in blocks[n_val : n_val + n_test]})
 
     def split_of(self, chrom: str, start: int) -> str:
-        """The split of a window starting at ``start`` on ``chrom``."""
+        """The split of the base at ``start`` on ``chrom``."""
         if chrom in self.val_chroms:
             return "validation"
         if chrom in self.test_chroms:
             return "test"
         return self._blocks.get((chrom, start // self.block_size), "train")
 
+    def split_of_span(self, chrom: str, start: int, end: int) -> str | None:
+        """The split of the window ``[start, end)``, or None when it spans blocks of different
+        splits."""
+        first = self.split_of(chrom, start)
+        if chrom in self.val_chroms or chrom in self.test_chroms:
+            return first
+        last_block = max(start, end - 1) // self.block_size
+        for block in range(start // self.block_size + 1, last_block + 1):
+            if self._blocks.get((chrom, block), "train") != first:
+                return None
+        return first
+
 
 def assign(windows: Iterable[Interval], spec: SplitSpec) -> dict[str, list[Interval]]:
-    """Groups windows by split."""
+    """Groups windows by split; windows across a boundary between splits are left out (the
+    count is logged)."""
     out: dict[str, list[Interval]] = {s: [] for s in SPLITS}
-    for w in windows:
-        out[spec.split_of(w[0], w[1])].append(w)
+    dropped = 0
+    for chrom, start, end in windows:
+        split = spec.split_of_span(chrom, start, end)
+        if split is None:
+            dropped += 1
+        else:
+            out[split].append((chrom, start, end))
+    if dropped:
+        log.info("%d windows across a split boundary left out", dropped)
     return out
 
 
