@@ -127,3 +127,33 @@ def test_unsupported_format_spec_names_file_and_line(tmp_path: Path) -> None:
     first, *rest = run.stderr.strip().splitlines()
     assert "bad.yaml:2" in first and "str.format" in first and "'%'" in first, run.stderr
     assert rest == ["  | b: {{ '{:.1%}'.format(0.5) }}"]  # the template line, as for every error
+
+
+CONTAINERS = """\
+{% set langs = ["en", "de"] %}
+{% set quirks = ["it's", 'say "hi"', "back\\\\slash"] %}
+# languages: {{ langs }}
+model:
+  langs: {{ langs }}
+  quirks: {{ quirks }}
+  mixed: {{ [1, 2.5, True, None, {"k": langs}] }}
+  joined: {{ langs + ["fr"] }}
+  empty: [{{ [] }}, {{ {} }}]
+  text: "{{ langs }}"
+"""
+
+
+def test_lists_and_dicts_render_as_jinja2_does(tmp_path: Path) -> None:
+    """`{{ ["en"] }}` is Python's repr, `['en']`, as in the reference engine (Jinja2, which
+    torch installs, renders the same text here as the reference)."""
+    jinja2 = pytest.importorskip("jinja2", reason="jinja2 (a torch dependency) is the reference")
+    proj = _project(tmp_path / "p")
+    (proj / "configs" / "containers.yaml").write_text(CONTAINERS)
+    out = ok("-p", str(proj), "-t", "containers.yaml", "pp")
+    want = jinja2.Environment(keep_trailing_newline=True, trim_blocks=True).from_string(
+        CONTAINERS
+    )
+    assert out == want.render()
+    assert "  langs: ['en', 'de']" in out.splitlines()
+    # YAML reads the repr back (single-quoted YAML keeps a backslash as it is, as with Jinja2)
+    assert yaml.safe_load(out)["model"]["quirks"] == ["it's", 'say "hi"', "back\\\\slash"]

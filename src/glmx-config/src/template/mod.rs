@@ -14,12 +14,14 @@ mod errors;
 pub mod globals;
 pub mod inline;
 mod lines;
+mod pyrepr;
 pub mod quoting;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use minijinja::value::ValueKind;
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::error::{ConfigError, Location, Result};
@@ -213,6 +215,14 @@ fn format_value(
             out.write_str(&marked)
         }
         Some(s) => out.write_str(s),
+        // a list or dict prints as Jinja2 prints it (Python's repr: `['en']`, not `["en"]`)
+        None if matches!(
+            value.kind(),
+            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
+        ) =>
+        {
+            pyrepr::write_repr(out, value)
+        }
         None => write!(out, "{value}"),
     };
     written.map_err(minijinja::Error::from)
