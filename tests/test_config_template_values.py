@@ -150,9 +150,7 @@ def test_lists_and_dicts_render_as_jinja2_does(tmp_path: Path) -> None:
     proj = _project(tmp_path / "p")
     (proj / "configs" / "containers.yaml").write_text(CONTAINERS)
     out = ok("-p", str(proj), "-t", "containers.yaml", "pp")
-    want = jinja2.Environment(keep_trailing_newline=True, trim_blocks=True).from_string(
-        CONTAINERS
-    )
+    want = jinja2.Environment(keep_trailing_newline=True, trim_blocks=True).from_string(CONTAINERS)
     assert out == want.render()
     assert "  langs: ['en', 'de']" in out.splitlines()
     # YAML reads the repr back (single-quoted YAML keeps a backslash as it is, as with Jinja2)
