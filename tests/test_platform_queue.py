@@ -60,7 +60,7 @@ def _queue_run(tmp_path: Path, db_url: str | None) -> None:
                 ).json()
                 return page["total"] == 0
 
-            wait_for(finished, 150, "the queue to drain", poll=0.5)
+            wait_for(finished, 400, "the queue to drain", poll=0.5)  # ~20-60 s on 2 cores
             elapsed = time.monotonic() - t0
             runs = api.get("/api/v1/runs", params={"limit": 1000}).json()["runs"]
         by_id = {r["id"]: r for r in runs}
