@@ -181,7 +181,9 @@ def test_agent_kill9_requeues_and_resumes_exactly(tmp_path):
             ref = api.post(
                 "/api/v1/runs", json={"experiment": "tiny_cpu", "overrides": SLOW}
             ).json()
-            agents.append(start_agent(srv.url, tmp_path / "b", "--exit-when-idle", "3"))
+            # it must outwait the victim's lease (8 s): if the reference finishes first, the
+            # victim is requeued only after that agent has been idle for a while
+            agents.append(start_agent(srv.url, tmp_path / "b", "--exit-when-idle", "30"))
 
             def checkpointed():
                 run = api.get(f"/api/v1/runs/{victim['id']}").json()
