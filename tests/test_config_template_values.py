@@ -138,6 +138,8 @@ model:
   quirks: {{ quirks }}
   mixed: {{ [1, 2.5, True, None, {"k": langs}] }}
   joined: {{ langs + ["fr"] }}
+  order: {{ {"z": 1, "a": {"y": 2, "b": 3}} }}
+  loop: "{% for k, v in {"z": 1, "a": 2}.items() %}{{ k }}{% endfor %}"
   empty: [{{ [] }}, {{ {} }}]
   text: "{{ langs }}"
 """
@@ -153,5 +155,6 @@ def test_lists_and_dicts_render_as_jinja2_does(tmp_path: Path) -> None:
     want = jinja2.Environment(keep_trailing_newline=True, trim_blocks=True).from_string(CONTAINERS)
     assert out == want.render()
     assert "  langs: ['en', 'de']" in out.splitlines()
+    assert "  order: {'z': 1, 'a': {'y': 2, 'b': 3}}" in out.splitlines()  # insertion order
     # YAML reads the repr back (single-quoted YAML keeps a backslash as it is, as with Jinja2)
     assert yaml.safe_load(out)["model"]["quirks"] == ["it's", 'say "hi"', "back\\\\slash"]

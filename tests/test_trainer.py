@@ -215,8 +215,15 @@ def test_nan_loss_deferred_as_on_an_accelerator_names_the_first_bad_step(tmp_pat
         glmx.TrainError, match="loss is inf at global step 1 \\(epoch 0, batch 1\\)"
     ):
         watch.add(torch.tensor(float("nan")), 2, 0, 2)  # the third fills the window
-    watch.add(torch.tensor(1.0), 3, 0, 3)
-    watch.check()  # held values are gone after a check: nothing left to raise
+    # the error stays: a caller that caught it (a control-channel save) cannot make the run
+    # forget it, and it still names step 1
+    with pytest.raises(glmx.TrainError, match="at global step 1 "):
+        watch.add(torch.tensor(1.0), 3, 0, 3)
+    with pytest.raises(glmx.TrainError, match="at global step 1 "):
+        watch.check()
+    watch.clear()  # a new fit starts clean
+    watch.add(torch.tensor(1.0), 0, 0, 0)
+    watch.check()
 
 
 def test_user_exception_surfaces_unchanged():

@@ -144,9 +144,14 @@ def mlm_margin(
     model_loss, unigram = float(rows.ce.sum() / total), float(uni.sum() / total)
     gain = uni - rows.ce
     rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(w), size=(n_boot, len(w)))
-    boot = gain[pick].sum(axis=1) / w[pick].sum(axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
+    boot = []
+    chunk = max(1, 2_000_000 // len(w))  # resamples per draw: memory stays ~50 MB
+    for done in range(0, n_boot, chunk):
+        pick = rng.integers(0, len(w), size=(min(chunk, n_boot - done), len(w)))
+        weight = w[pick].sum(axis=1)
+        ok = weight > 0  # a resample of windows without a predicted base has no margin
+        boot.append(gain[pick].sum(axis=1)[ok] / weight[ok])
+    lo, hi = np.percentile(np.concatenate(boot), [2.5, 97.5])
     return Margin(
         model_loss, unigram, unigram - model_loss, float(lo), float(hi), len(w), float(total)
     )

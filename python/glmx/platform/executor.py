@@ -187,7 +187,9 @@ class Execution:
                 if what == "metrics":
                     body["points"] = batch  # an upsert: re-sending is harmless
                 else:
-                    body.update(lines=batch, first_seq=self.log_seq)
+                    body["lines"] = batch
+                    if self.log_seq is not None:  # a server before first_seq refuses the key
+                        body["first_seq"] = self.log_seq
                 status, data = self.agent.call(
                     "POST",
                     f"{base}/{what}",

@@ -33,16 +33,23 @@ class NonfiniteWatch:
         self.check_every = check_every
         self.immediate = immediate  # None: at once on CPU, deferred elsewhere
         self._held: list[_Held] = []
+        # Once found, the error is raised again at every later add/check: a caller that
+        # catches it (a `glmx control save` reports errors and lets training go on) must not
+        # make the run forget it.
+        self._error: TrainError | None = None
 
     def add(self, loss: torch.Tensor, step: int, epoch: int, batch: int) -> None:
         """One step's detached scalar loss, at optimizer step ``step`` of ``epoch``/``batch``."""
+        if self._error is not None:
+            raise self._error
         immediate = self.immediate
         if immediate is None:
             immediate = loss.device.type == "cpu"
         if immediate:
             value = float(loss)
             if not math.isfinite(value):
-                raise _error(value, step, epoch, batch)
+                self._error = _error(value, step, epoch, batch)
+                raise self._error
             return
         self._held.append(_Held(step, epoch, batch, loss))
         if len(self._held) >= self.check_every:
@@ -50,6 +57,8 @@ class NonfiniteWatch:
 
     def check(self) -> None:
         """Read the losses held on the device (one transfer) and raise at the first bad one."""
+        if self._error is not None:
+            raise self._error
         held, self._held = self._held, []
         if not held:
             return
@@ -59,11 +68,12 @@ class NonfiniteWatch:
             return
         first = int((~finite).nonzero()[0])
         h = held[first]
-        raise _error(float(values[first]), h.step, h.epoch, h.batch)
+        self._error = _error(float(values[first]), h.step, h.epoch, h.batch)
+        raise self._error
 
     def clear(self) -> None:
-        """Forget held losses (a new fit)."""
-        self._held = []
+        """Forget held losses and a found error (a new fit)."""
+        self._held, self._error = [], None
 
 
 def _error(value: float, step: int, epoch: int, batch: int) -> TrainError:

@@ -236,7 +236,11 @@ async function runView(main, parts) {
       chartsFor(charts, series, { axis: axis.value });
     }
   };
-  onLeave(main, () => ws.close());
+  // closing a socket still connecting makes the browser log an error: close it once open
+  onLeave(main, () => {
+    if (ws.readyState === WebSocket.CONNECTING) ws.onopen = () => ws.close();
+    else ws.close();
+  });
 }
 
 // -- new run -----------------------------------------------------------------------------------
