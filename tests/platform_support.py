@@ -199,3 +199,10 @@ class Postgres:
 def postgres_available() -> bool:
     """Whether PostgreSQL 15's binaries are installed."""
     return (PG_BIN / "initdb").exists()
+
+
+def show_view(page, url: str, hash_: str) -> None:  # type: ignore[no-untyped-def]
+    """Go to a dashboard page (a Playwright page) and wait until its first data is drawn: the
+    page shown before may still be on screen for a moment, and its elements must not match."""
+    page.goto(f"{url}/{hash_}")
+    page.wait_for_selector(f'#main > .view[data-shown="{hash_}"]')

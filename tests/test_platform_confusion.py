@@ -25,6 +25,7 @@ from platform_support import (  # noqa: E402
     Server,
     env,
     postgres_available,
+    show_view,
     start_agent,
     wait_for,
 )
@@ -234,10 +235,7 @@ class Page:
         self.page.screenshot(path=str(ARTIFACTS / f"platform-{name}-{w}.png"))
 
     def show(self, hash_: str) -> None:
-        """Go to a dashboard page and wait until its first data is drawn: the page that was
-        shown before may still be on screen for a moment, and its elements must not match."""
-        self.page.goto(f"{self.url}/{hash_}")
-        self.page.wait_for_selector(f'#main > .view[data-shown="{hash_}"]')
+        show_view(self.page, self.url, hash_)
 
     def close(self) -> None:
         assert self.errors == [], self.errors

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the platform extra is not installed")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-from platform_support import TOKEN, Server, start_agent, wait_for  # noqa: E402
+from platform_support import TOKEN, Server, show_view, start_agent, wait_for  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -107,10 +107,7 @@ class Page:
         self.page.screenshot(path=str(ARTIFACTS / f"platform-{name}-{w}.png"), full_page=False)
 
     def show(self, hash_: str) -> None:
-        """Go to a dashboard page and wait until its first data is drawn: the page that was
-        shown before may still be on screen for a moment, and its elements must not match."""
-        self.page.goto(f"{self.url}/{hash_}")
-        self.page.wait_for_selector(f'#main > .view[data-shown="{hash_}"]')
+        show_view(self.page, self.url, hash_)
 
     def close(self) -> None:
         errors = [e for e in self.errors if not any(a in e for a in self.allowed)]
