@@ -112,9 +112,18 @@ def submit(tmp_path: Path, *overrides: str, multirun: bool = False) -> tuple[str
 
 
 def squeue_state(job: str) -> str:
-    return subprocess.run(
-        ["squeue", "-h", "-r", "-j", job, "-o", "%T"], capture_output=True, text=True
-    ).stdout.strip()
+    """The job's state, "" once SLURM no longer lists it. A busy controller can time out a
+    query: that is retried, never read as "the job is gone"."""
+    for _ in range(20):
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-j", job, "-o", "%T"], capture_output=True, text=True
+        )
+        if out.returncode == 0:
+            return out.stdout.strip()
+        if "Invalid job id" in out.stderr:
+            return ""
+        time.sleep(0.5)
+    raise AssertionError(f"squeue kept failing for job {job}: {out.stderr.strip()}")
 
 
 def wait_gone(job: str, timeout: float = 90.0) -> None:
@@ -127,6 +136,15 @@ def wait_gone(job: str, timeout: float = 90.0) -> None:
 def losses(run_dir: Path) -> dict[int, float]:
     lines = (run_dir / "trainer_logs.json").read_text().splitlines()
     return {r["global_step"]: r["train/loss"] for r in map(json.loads, lines) if "train/loss" in r}
+
+
+def job_story(run_dir: Path) -> str:
+    """What the job's batch log and run events say: the message of a failed assertion."""
+    parts = [f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(run_dir.glob("slurm-*.out"))]
+    events = run_dir / "glmx-run" / "events.jsonl"
+    if events.exists():
+        parts.append(f"--- events.jsonl\n{events.read_text()[-3000:]}")
+    return "\n".join(parts)
 
 
 def test_detection_parses_real_sinfo(slurm, tmp_path):
@@ -173,14 +191,20 @@ def test_preempt_requeue_resume_matches_uninterrupted(slurm, tmp_path):
     ]
     preempted = [e for e in events if e["event"] == "preempted"]
     assert len(preempted) == 1 and 6 <= preempted[0]["step"] < steps
-    # A requeued job waits for a begin time in the future; SLURM ignores (or refuses) a
-    # StartTime update issued right at the requeue, so ask again until the job starts.
-    deadline = time.time() + 60
-    while squeue_state(job) == "PENDING":
-        assert time.time() < deadline, "the requeued job never started"
-        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
+    # A requeued job waits for a begin time in the future. Starting it at once races slurmd:
+    # a launch whose credential dates from the same second as the revocation of the old
+    # instance's is refused ("Job credential revoked") and the job fails. So wait 2 s, then
+    # ask (again while it stays pending). Done means: every step logged and the job gone.
+    time.sleep(2)
+    deadline = time.time() + 120
+    while (state := squeue_state(job)) or len(losses(run_dir)) < steps:
+        story = f"job {job} is {state or 'gone'!r}\n{job_story(run_dir)}"
+        assert state and time.time() < deadline, story
+        if state == "PENDING":
+            subprocess.run(
+                ["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True
+            )
         time.sleep(1)
-    wait_gone(job)
 
     ref = tmp_path / "ref"
     ref.mkdir()
@@ -193,7 +217,7 @@ def test_preempt_requeue_resume_matches_uninterrupted(slurm, tmp_path):
         timeout=120,
     )
     got, expected = losses(run_dir), losses(ref)
-    assert sorted(got) == list(range(1, steps + 1))
+    assert sorted(got) == list(range(1, steps + 1)), job_story(run_dir)
     assert got == expected, "the requeued run must reproduce the uninterrupted losses exactly"
     summary = json.loads(glmx_cli("exp", "show", str(run_dir), cwd=tmp_path).stdout)
     assert summary["status"] == "done" and summary["restarts"] == 1 and summary["preemptions"] == 1
