@@ -325,18 +325,7 @@ impl Job {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let end_of_epoch = step.next >= self.plan.n || self.plan.step_at(step.next).is_none();
-            let after = if end_of_epoch {
-                Position {
-                    epoch: epoch + 1,
-                    consumed: 0,
-                }
-            } else {
-                Position {
-                    epoch,
-                    consumed: step.next,
-                }
-            };
+            let after = self.plan.position_after(step, epoch);
             let batch = pool.install(|| self.build(&perm, step, after));
             if tx.send(batch).is_err() {
                 return;

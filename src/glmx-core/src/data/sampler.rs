@@ -10,6 +10,7 @@
 //! positions and positions past N are padding (zero loss weight, `sample_index` -1).
 
 use crate::data::transform::mix64;
+use crate::data::Position;
 
 /// A seeded bijection of `[0, n)`.
 #[derive(Debug, Clone)]
@@ -130,11 +131,51 @@ impl Plan {
             next: self.n,
         })
     }
+
+    /// Where the stream stands once `step` of `epoch` is consumed: what a checkpoint taken
+    /// after that batch saves (the next epoch's start after the epoch's last step).
+    pub fn position_after(&self, step: Step, epoch: u64) -> Position {
+        if step.next >= self.n || self.step_at(step.next).is_none() {
+            Position {
+                epoch: epoch + 1,
+                consumed: 0,
+            }
+        } else {
+            Position {
+                epoch,
+                consumed: step.next,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn position_after_rolls_into_the_next_epoch_after_the_last_step() {
+        let plan = |drop_last| Plan {
+            n: 10,
+            batch: 4,
+            world: 1,
+            rank: 0,
+            drop_last,
+        };
+        let at = |epoch, consumed| Position { epoch, consumed };
+        let keep = plan(false);
+        let first = keep.step_at(0).unwrap();
+        assert_eq!(keep.position_after(first, 3), at(3, 4));
+        let last = keep.step_at(8).unwrap();
+        assert_eq!(keep.position_after(last, 3), at(4, 0));
+        let drop = plan(true);
+        let second = drop.step_at(4).unwrap();
+        assert_eq!(
+            drop.position_after(second, 0),
+            at(1, 0),
+            "the partial step is dropped"
+        );
+    }
 
     #[test]
     fn permutation_is_a_bijection() {

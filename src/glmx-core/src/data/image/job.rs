@@ -57,18 +57,7 @@ impl Job {
                 let Some(step) = job.plan.step_at(pos) else {
                     break;
                 };
-                let end = step.next >= job.plan.n || job.plan.step_at(step.next).is_none();
-                let after = if end {
-                    Position {
-                        epoch: epoch + 1,
-                        consumed: 0,
-                    }
-                } else {
-                    Position {
-                        epoch,
-                        consumed: step.next,
-                    }
-                };
+                let after = job.plan.position_after(step, epoch);
                 let (btx, brx) = sync_channel(1);
                 let (job, perm, stop) = (job.clone(), perm.clone(), stop.clone());
                 pool.spawn(move || {
