@@ -3,6 +3,8 @@ hub), saved with save_pretrained, loaded into glmx, exported back, logits compar
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from cli_helpers import glmx, ok
@@ -110,6 +112,9 @@ def test_export_loads_in_transformers_with_equal_logits_and_tokenizer(tmp_path):
     assert type(hf).__name__ == "GPNForMaskedLM"
     ids = _ids(seed=2)
     assert _max_diff(hf, net, ids) <= 1e-5
+    # a class name transformers 4.x knows too (5.x writes its own "TokenizersBackend")
+    tok_cfg = json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
+    assert tok_cfg["tokenizer_class"] == "PreTrainedTokenizerFast"
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
     assert tok("ACGTNacgt", return_attention_mask=False)["input_ids"] == [3, 4, 5, 6, 2, 3, 4, 5, 6]
     assert tok.mask_token == "[MASK]" and tok.mask_token_id == 1 and tok.pad_token_id == 0

@@ -205,7 +205,8 @@ def save_hf_dir(net: GPN, out: str | os.PathLike[str], tokenizer: bool = True) -
 def write_tokenizer(out: Path) -> None:
     """The reference tokenizer (``gpn/ss/train_tokenizer_ss.py``: BPE over ``acgt`` with no
     merges, lowercase normaliser, whitespace pre-tokenizer) saved with
-    ``PreTrainedTokenizerFast.save_pretrained``."""
+    ``PreTrainedTokenizerFast.save_pretrained``, its ``tokenizer_class`` set to
+    ``PreTrainedTokenizerFast`` so transformers 4.x and 5.x both load it."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -218,3 +219,10 @@ def write_tokenizer(out: Path) -> None:
         tokenizer_object=tok, pad_token="[PAD]", mask_token="[MASK]", unk_token="[UNK]"
     )
     fast.save_pretrained(str(out))
+    # transformers 5 records its own class name ("TokenizersBackend"), which transformers 4.x
+    # (allowed by gpn 0.9 and the hf extra) cannot resolve; PreTrainedTokenizerFast loads the
+    # same tokenizer.json with the same ids in both
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
