@@ -5,7 +5,9 @@ batcher waits up to ``max_wait_ms`` after the first pending block for more, take
 ``max_batch`` rows, groups them by length (a dilated CNN pads with zeros at the ends, so rows of
 different lengths are never padded into one tensor), runs the network once per length on one
 worker thread, and hands each request its rows of the last hidden state and the logits. At most
-``max_queue`` rows wait; beyond that :meth:`Batcher.submit` raises :class:`QueueFull` (HTTP 429).
+``max_queue`` rows wait; a request's rows are admitted as a whole: one that does not fit beside
+those waiting raises :class:`QueueFull` (HTTP 429), one larger than the queue itself
+:class:`RequestTooLarge` (HTTP 413).
 With ``enabled=False`` every block runs alone, as it arrives (the baseline of the benchmark).
 """
 
@@ -22,6 +24,10 @@ import torch
 
 class QueueFull(Exception):
     """More rows are waiting than the queue holds; the client should retry later."""
+
+
+class RequestTooLarge(Exception):
+    """One request needs more rows than the queue holds at all; retrying cannot help."""
 
 
 @dataclass
@@ -105,24 +111,49 @@ class Batcher:
         self, ids: torch.Tensor, hidden: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``(n, L, V)`` and (with ``hidden``) last hidden states ``(n, L, H)``, fp32 on
-        the CPU, for the rows ``ids`` ``(n, L)``.
+        the CPU, for the rows ``ids`` ``(n, L)`` (one request of one block).
 
         Raises:
-            QueueFull: when ``max_queue`` rows are already waiting.
+            QueueFull: when the rows do not fit beside those already waiting.
+            RequestTooLarge: when the rows exceed ``max_queue`` on their own.
         """
-        n = int(ids.shape[0])
-        if self._pending_rows + n > self.max_queue and self._pending_rows > 0:
+        return (await self.submit_all([(ids, hidden)]))[0]
+
+    async def submit_all(
+        self, blocks: list[tuple[torch.Tensor, bool]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The results of :meth:`submit` for every ``(ids, hidden)`` block of one request,
+        admitted to the queue as a whole: either all its rows wait or none do.
+
+        Raises:
+            QueueFull: when the rows do not fit beside those already waiting.
+            RequestTooLarge: when the rows exceed ``max_queue`` on their own (never fits).
+        """
+        n = sum(int(ids.shape[0]) for ids, _ in blocks)
+        if n > self.max_queue:
+            self.stats.rejected += 1
+            raise RequestTooLarge(
+                f"the request needs {n} rows, more than the server's queue limit of "
+                f"{self.max_queue} rows (--max-queue); send fewer items per request"
+            )
+        if self._pending_rows + n > self.max_queue:
             self.stats.rejected += 1
             raise QueueFull(
-                f"{self._pending_rows} rows are queued (limit {self.max_queue}); retry shortly"
+                f"{self._pending_rows} rows are queued and this request needs {n} "
+                f"(limit {self.max_queue}); retry shortly"
             )
-        fut = asyncio.get_running_loop().create_future()
-        self._pending.append(_Job(ids, fut, hidden))
+        assert self._wake is not None, "Batcher.start() was not called"
+        loop = asyncio.get_running_loop()
+        futures = []
+        # no await between the check and the appends: the request's rows enter together
+        for ids, hidden in blocks:
+            fut = loop.create_future()
+            self._pending.append(_Job(ids, fut, hidden))
+            futures.append(fut)
         self._pending_rows += n
         self.stats.requests += 1
-        assert self._wake is not None, "Batcher.start() was not called"
         self._wake.set()
-        return await fut
+        return list(await asyncio.gather(*futures))
 
     def _take(self) -> list[_Job]:
         if not self.enabled:

@@ -4,7 +4,6 @@ pooled embeddings, nucleotide probabilities and variant scores (the recipe of
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
@@ -51,23 +50,32 @@ def tokenize(seq: str, param: str, max_len: int) -> torch.Tensor:
 
 
 async def run_rows(
-    batcher: Batcher, ids: torch.Tensor, hidden: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Runs ``ids`` ``(n, L)`` through the batcher in blocks of at most ``max_batch`` rows."""
+    batcher: Batcher, *inputs: tuple[torch.Tensor, bool]
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Runs each ``(ids (n, L), hidden)`` of one request through the batcher in blocks of at
+    most ``max_batch`` rows, all admitted to its queue together; ``(logits, hidden states or
+    None)`` per input."""
     step = max(1, batcher.max_batch)
-    parts = await asyncio.gather(
-        *(batcher.submit(ids[lo : lo + step], hidden) for lo in range(0, ids.shape[0], step))
-    )
-    logits = torch.cat([p[0] for p in parts])
-    h = torch.cat([p[1] for p in parts if p[1] is not None]) if hidden else None
-    return logits, h
+    blocks, owner = [], []
+    for k, (ids, hidden) in enumerate(inputs):
+        for lo in range(0, ids.shape[0], step):
+            blocks.append((ids[lo : lo + step], hidden))
+            owner.append(k)
+    parts = await batcher.submit_all(blocks)
+    out = []
+    for k, (_ids, hidden) in enumerate(inputs):
+        mine = [p for p, o in zip(parts, owner, strict=True) if o == k]
+        logits = torch.cat([p[0] for p in mine])
+        h = torch.cat([p[1] for p in mine if p[1] is not None]) if hidden else None
+        out.append((logits, h))
+    return out
 
 
 async def embeddings(batcher: Batcher, seqs: list[str], pooling: str, max_len: int) -> list[Any]:
     """One embedding per sequence: the last hidden state pooled over positions (``mean`` or
     ``max``, a ``(H,)`` vector) or all positions (``none``, an ``(L, H)`` matrix)."""
     toks = [tokenize(s, f"input.{i}", max_len) for i, s in enumerate(seqs)]
-    outs = await asyncio.gather(*(batcher.submit(t[None], True) for t in toks))
+    outs = await run_rows(batcher, *((t[None], True) for t in toks))
     res = []
     for _logits, h in outs:
         assert h is not None
@@ -101,13 +109,13 @@ async def probabilities(
     if not separately:
         row = ids.clone()
         row[mask] = MASK
-        logits, _ = await run_rows(batcher, row[None], hidden=False)
+        [(logits, _)] = await run_rows(batcher, (row[None], False))
         return nucleotide_probs(logits[0])
     uniq = sorted(set(mask))
     rows = ids.repeat(len(uniq) + 1, 1)
     for r, p in enumerate(uniq, start=1):
         rows[r, p] = MASK
-    logits, _ = await run_rows(batcher, rows, hidden=False)
+    [(logits, _)] = await run_rows(batcher, (rows, False))
     probs = nucleotide_probs(logits[0])
     for r, p in enumerate(uniq, start=1):
         probs[p] = nucleotide_probs(logits[r, p])
@@ -202,9 +210,8 @@ async def score(
         ref_ids, alt_ids = ids.clone(), ids.clone()
         ref_ids[rows, p], alt_ids[rows, p] = ref, alt
         blocks.append(torch.cat([ref_ids, alt_ids, _rc(ref_ids), _rc(alt_ids)]))
-    (logits, _), *hid = await asyncio.gather(
-        run_rows(batcher, blocks[0], hidden=False),
-        *(run_rows(batcher, blk, hidden=True) for blk in blocks[1:]),
+    (logits, _), *hid = await run_rows(
+        batcher, (blocks[0], False), *((blk, True) for blk in blocks[1:])
     )
     llr_f = logits[rows, p, alt] - logits[rows, p, ref]
     llr_r = logits[b + rows, rc_p, _COMP[alt]] - logits[b + rows, rc_p, _COMP[ref]]
