@@ -81,12 +81,26 @@ def untrained_model(path: str | Path, seed: int = 0) -> Any:
 
 def run(args: argparse.Namespace, command: str) -> int:
     """Builds, scores and prints the benchmark (table or JSON rows)."""
-    for name in ("fasta", "gtf"):  # before importing torch: a typo fails in milliseconds
+    from glmx.eval.annotation_benchmark import check_options
+
+    splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
+    # before importing torch or reading anything: a typo fails in milliseconds
+    check_options(
+        window=args.window, batch_size=args.batch_size, n_boot=args.n_boot,
+        background_distance=args.background_distance, max_per_class=args.max_per_class,
+        margin=args.margin, splits=splits, plot=args.plot, option_names=True,
+    )  # fmt: skip
+    for name in ("fasta", "gtf"):
         if not Path(getattr(args, name)).is_file():
             raise DataError(f"--{name} {getattr(args, name)}: file not found")
+    if args.regions and not Path(args.regions).exists():
+        raise DataError(f"--regions {args.regions}: no such BED file or prep directory")
     import torch
 
     from glmx.eval import annotation_benchmark, load_model
+
+    if args.device is not None:
+        check_options(device=args.device, option_names=True)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = Path(args.ckpt)
@@ -96,7 +110,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         model = load_model(ckpt, map_location=device)
     res = annotation_benchmark(
         model, args.fasta, args.gtf, regions=args.regions,
-        splits=tuple(s for s in args.splits.split(",") if s), margin=args.margin,
+        splits=splits, margin=args.margin,
         background_distance=args.background_distance, max_per_class=args.max_per_class,
         match=args.match, window=args.window, batch_size=args.batch_size, device=device,
         embeddings=not args.no_embeddings, n_boot=args.n_boot, seed=args.seed, plot=args.plot,

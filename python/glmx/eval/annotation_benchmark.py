@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,84 @@ import numpy as np
 from glmx.errors import DataError, GlmxError
 from glmx.eval.annotation_sites import CLASSES, build_sites, read_annotation
 from glmx.eval.metrics import auprc
-from glmx.prep.genome import PathLike, read_fasta
+from glmx.prep.genome import PathLike, open_text, read_fasta
 
 SCORES = ("minus_llr", "abs_llr", "embed_dist")
 Region = tuple[str, int, int]
+# what matplotlib's savefig writes without extra backends
+PLOT_FORMATS = ("png", "svg", "svgz", "pdf", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+SPLITS = ("train", "validation", "test")
+
+
+def check_options(
+    *,
+    window: int = 512,
+    batch_size: int = 32,
+    n_boot: int = 200,
+    background_distance: int = 100,
+    background_ratio: float = 1.0,
+    max_per_class: int | None = 500,
+    margin: int | None = None,
+    splits: tuple[str, ...] = ("validation", "test"),
+    device: str | None = None,
+    plot: PathLike | None = None,
+    option_names: bool = False,
+) -> None:
+    """Validates the benchmark's settings before anything is read or scored.
+
+    Args:
+        option_names: name the CLI options (``--window``) instead of the arguments.
+
+    Raises:
+        DataError: naming the first bad setting and the values it accepts.
+    """
+
+    def name(arg: str) -> str:
+        return "--" + arg.replace("_", "-") if option_names else arg
+
+    def at_least(arg: str, value: Any, low: int) -> None:
+        if value is not None and value < low:
+            raise DataError(f"{name(arg)} {value}: must be an integer >= {low}")
+
+    at_least("window", window, 2)
+    at_least("batch_size", batch_size, 1)
+    at_least("n_boot", n_boot, 0)
+    at_least("background_distance", background_distance, 0)
+    at_least("max_per_class", max_per_class, 1)
+    at_least("margin", margin, 0)
+    if not background_ratio > 0:
+        raise DataError(f"{name('background_ratio')} {background_ratio}: must be > 0")
+    bad = [sp for sp in splits if sp not in SPLITS]
+    if bad or not splits:
+        raise DataError(
+            f"{name('splits')} {','.join(splits)!r}: splits are {', '.join(SPLITS)} "
+            "(comma-separated)"
+        )
+    if plot is not None:
+        ext = Path(plot).suffix.lower().lstrip(".")
+        if ext not in PLOT_FORMATS:
+            raise DataError(
+                f"{name('plot')} {plot}: the file extension must be one of "
+                f"{', '.join('.' + e for e in PLOT_FORMATS)}"
+            )
+    if device is not None:
+        _check_device(device, name("device"))
+
+
+def _check_device(device: str, opt: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise DataError(f"{opt} {device!r}: use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DataError(f"{opt} {device}: CUDA is not available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DataError(f"{opt} {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type not in ("cpu", "mps"):
+        raise DataError(f"{opt} {device!r}: use cpu, cuda or cuda:N")
 
 
 def auroc(labels: Any, scores: Any) -> float:
@@ -110,13 +185,13 @@ def _merge_regions(regions: list[Region]) -> list[Region]:
 
 
 def read_bed(path: PathLike) -> list[Region]:
-    """Intervals of a BED file (first three columns, 0-based half-open).
+    """Intervals of a BED file (first three columns, 0-based half-open; plain, .gz or .zst).
 
     Raises:
         DataError: naming ``file:line`` of a malformed row.
     """
     out = []
-    with open(path) as fh:
+    with open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip() or line.startswith(("#", "track", "browser")):
                 continue
@@ -124,18 +199,25 @@ def read_bed(path: PathLike) -> list[Region]:
             try:
                 out.append((f[0], int(f[1]), int(f[2])))
             except (IndexError, ValueError):
-                raise DataError(f"{path}:{lineno}: a BED row needs chrom, start, end") from None
+                raise DataError(
+                    f"{path}:{lineno}: a BED row needs chrom, start, end (tab-separated text, "
+                    "plain or .gz)"
+                ) from None
+            if out[-1][2] <= out[-1][1] or out[-1][1] < 0:
+                raise DataError(f"{path}:{lineno}: BED interval needs 0 <= start < end")
     return out
 
 
 @dataclass
 class BenchmarkResult:
     """Rows ``{class, n, n_background, score, auroc, auroc_lo, auroc_hi, auprc, auprc_lo,
-    auprc_hi}`` (95% bootstrap intervals), the scored variants and construction counts."""
+    auprc_hi}`` (95% bootstrap intervals), the scored variants, construction counts and
+    one-line warnings (transcripts skipped, classes left empty and why)."""
 
     rows: list[dict[str, Any]]
     variants: dict[str, Any]
     stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def best(self, cls: str, score: str = "minus_llr") -> float | None:
         """The AUROC of ``cls`` by ``score`` (None when not computed)."""
@@ -261,10 +343,16 @@ def annotation_benchmark(
         plot: also write the AUROC/AUPRC plot there (needs the ``plot`` extra).
 
     Raises:
-        DataError: for unreadable inputs, a genome/annotation mismatch, or no variant at all.
+        DataError: for a bad setting (:func:`check_options`), unreadable inputs, no annotation
+            chromosome in the genome, or no variant at all.
     """
     from glmx.eval.scoring import score_variants
 
+    check_options(
+        window=window, batch_size=batch_size, n_boot=n_boot,
+        background_distance=background_distance, background_ratio=background_ratio,
+        max_per_class=max_per_class, margin=margin, splits=splits, device=device, plot=plot,
+    )  # fmt: skip
     genome = fasta if isinstance(fasta, dict) else read_fasta(fasta)
     ann = read_annotation(gtf)
     if isinstance(regions, (str, os.PathLike)):
@@ -277,11 +365,14 @@ def annotation_benchmark(
         background_ratio=background_ratio, max_per_class=max_per_class, match=match,
         classes=classes, seed=seed,
     )  # fmt: skip
+    for w in sites.warnings:  # the CLI prints glmx's warnings as one line each
+        warnings.warn(w, stacklevel=1)
     cols = sites.columns
     if not any(sites.pairs[c][0] for c in classes):
+        notes = "".join(f"; {w}" for w in sites.warnings)
         raise DataError(
-            f"no annotated SNV in the chosen regions of {gtf} (stats: {sites.stats}); check "
-            "that the annotation matches the genome and that the regions cover genes"
+            f"no annotated SNV in the chosen regions of {gtf} (stats: {sites.stats}{notes}); "
+            "check that the annotation matches the genome and that the regions cover genes"
         )
     scored = score_variants(
         model, genome, {k: cols[k] for k in ("chrom", "pos", "ref", "alt")}, window=window,
@@ -306,7 +397,7 @@ def annotation_benchmark(
             rows.append(row)
     variants = {**cols, **{k: np.asarray(scored[k]) for k in ("llr", *SCORES) if k in scored}}
     stats = {**sites.stats, "regions": None if regions is None else len(regions)}
-    result = BenchmarkResult(rows, variants, stats)
+    result = BenchmarkResult(rows, variants, stats, sites.warnings)
     if plot is not None:
         result.plot(plot)
     return result

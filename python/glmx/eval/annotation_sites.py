@@ -61,6 +61,7 @@ class TranscriptModel:
     transcript_id: str
     exons: list[tuple[int, int]] = field(default_factory=list)
     cds: list[tuple[int, int]] = field(default_factory=list)
+    has_stop_row: bool = False
 
     def introns(self) -> list[tuple[int, int]]:
         """Gaps between consecutive (sorted, merged) exons."""
@@ -104,9 +105,26 @@ def _attrs(field_: str, gff3: bool) -> dict[str, str]:
     return out
 
 
+_GTF_SYNTAX = re.compile(r'^\s*[^\s=;"]+\s+"')  # key "value";
+_GFF3_SYNTAX = re.compile(r"^\s*[^\s=;]+=")  # key=value
+
+
+def sniff_gff3(attributes: str) -> bool | None:
+    """True for GFF3 attribute syntax (``key=value``), False for GTF's (``key "value";``),
+    None when the column shows neither (e.g. ``.``)."""
+    if _GTF_SYNTAX.match(attributes):
+        return False
+    if _GFF3_SYNTAX.match(attributes):
+        return True
+    return None
+
+
 def read_annotation(path: PathLike) -> Annotation:
     """Exons and CDS (plus ``stop_codon`` rows: GTF's CDS excludes the stop codon, GFF3's
     includes it) grouped by transcript, from a GTF (``transcript_id``) or GFF3 (``Parent``).
+    The format is told by the attribute syntax of the first row that has attributes
+    (``key "value";`` or ``key=value``); the file name and a ``##gff-version 3`` header only
+    decide when no row shows either.
 
     Raises:
         DataError: naming ``file:line`` for a malformed row, or when no exon row is found.
@@ -115,6 +133,7 @@ def read_annotation(path: PathLike) -> Annotation:
     if not os.path.isfile(p):
         raise DataError(f"annotation file not found: {p}")
     gff3 = ".gff" in os.path.basename(p).lower()
+    sniffed: bool | None = None
     models: dict[str, TranscriptModel] = {}
     features: dict[str, list[tuple[int, int]]] = defaultdict(list)
     spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -145,7 +164,9 @@ def read_annotation(path: PathLike) -> Annotation:
                 continue
             if strand not in ("+", "-"):
                 raise DataError(f"{p}:{lineno}: strand must be + or -, got {strand!r}")
-            a = _attrs(cols[8], gff3)
+            if sniffed is None:
+                sniffed = sniff_gff3(cols[8])
+            a = _attrs(cols[8], gff3 if sniffed is None else sniffed)
             parents = a.get("transcript_id") or a.get("Parent") or ""
             for tid in filter(None, parents.split(",")):
                 m = models.setdefault(tid, TranscriptModel(chrom, strand, tid))
@@ -155,6 +176,7 @@ def read_annotation(path: PathLike) -> Annotation:
                     m.exons.append((start, end))
                 elif kind in ("CDS", "stop_codon"):
                     m.cds.append((start, end))
+                    m.has_stop_row |= kind == "stop_codon"
     if not any(m.exons for m in models.values()):
         raise DataError(f"{p}: no exon rows with a transcript_id (GTF) or Parent (GFF3)")
     return Annotation(
@@ -227,26 +249,62 @@ def _effects(codon: str, j: int, where: str) -> list[tuple[str, str]]:
 _EFFECTS: dict[tuple[str, int, str], list[tuple[str, str]]] = {}
 
 
+def _orf(seq: str, t: TranscriptModel, pos: list[int]) -> tuple[list[str], str]:
+    """The codons of ``pos`` (transcript strand) and why they are not a clean ATG...stop ORF
+    (empty when they are)."""
+    if len(pos) < 9 or len(pos) % 3:
+        return [], "CDS length not a multiple of 3"
+    bases = "".join(seq[p] for p in pos).upper()
+    if t.strand == "-":
+        bases = bases.translate(_COMPLEMENT)
+    codons = [bases[i : i + 3] for i in range(0, len(bases), 3)]
+    aas = [CODON_TABLE.get(c, "X") for c in codons]
+    if codons[0] != "ATG":
+        return codons, "no ATG start"
+    if "X" in aas:
+        return codons, "non-ACGT base in the CDS"
+    if "*" in aas[:-1]:
+        return codons, "internal stop codon"
+    if aas[-1] != "*":
+        return codons, "CDS does not end in a stop codon"
+    return codons, ""
+
+
+def _stop_after(t: TranscriptModel, pos: list[int]) -> list[int]:
+    """The 3 exonic positions after the CDS end (transcript order): the stop codon of a GTF
+    whose CDS excludes it but that has no ``stop_codon`` rows."""
+    ex = [p for s, e in _merge(sorted(t.exons)) for p in range(s, e)]
+    if t.strand == "-":
+        ex = ex[::-1]
+    try:
+        i = ex.index(pos[-1])
+    except ValueError:
+        return []
+    return ex[i + 1 : i + 4]
+
+
 def _coding(
     genome: dict[str, str],
     t: TranscriptModel,
     ok: np.ndarray,
     out: dict[Site, str],
     seen: set[tuple[str, int, str, int, str]],
-) -> bool:
-    """Adds the coding classes of ``t``; False when its CDS is not a clean ATG...stop ORF.
+) -> str:
+    """Adds the coding classes of ``t``; returns why its CDS is not a clean ATG...stop ORF
+    (empty when it is and its sites were added). Without a ``stop_codon`` row, a CDS that
+    ends one codon short of a stop is extended by that codon (GTF's CDS excludes the stop).
     ``seen`` skips (position, codon, frame) already done for another isoform."""
     seq = genome[t.chrom]
     pos = t.coding_positions()
-    if len(pos) < 9 or len(pos) % 3 or pos[-1] >= len(seq):
-        return False
-    bases = "".join(seq[p] for p in pos).upper()
-    if t.strand == "-":
-        bases = bases.translate(_COMPLEMENT)
-    codons = [bases[i : i + 3] for i in range(0, len(bases), 3)]
-    aas = [CODON_TABLE.get(c, "X") for c in codons]
-    if codons[0] != "ATG" or aas[-1] != "*" or "*" in aas[:-1] or "X" in aas:
-        return False
+    codons, why = _orf(seq, t, pos)
+    if why == "CDS does not end in a stop codon" and not t.has_stop_row:
+        more = _stop_after(t, pos)
+        if len(more) == 3:
+            codons2, why2 = _orf(seq, t, pos + more)
+            if not why2:
+                pos, codons, why = pos + more, codons2, ""
+    if why:
+        return why
     last = len(codons) - 1
     minus = t.strand == "-"
     for k, codon in enumerate(codons):
@@ -259,7 +317,64 @@ def _coding(
             ref = codon[j].translate(_COMPLEMENT) if minus else codon[j]
             for alt, cls in _effects(codon, j, where):
                 _put(out, (t.chrom, p, ref, alt.translate(_COMPLEMENT) if minus else alt), cls)
-    return True
+    return ""
+
+
+def usable_transcripts(
+    genome: dict[str, str], transcripts: list[TranscriptModel]
+) -> tuple[list[TranscriptModel], list[str]]:
+    """The transcripts on a genome chromosome and inside its length, plus one warning line per
+    kind of skip: a full-genome annotation with a one-chromosome FASTA is the common case, and
+    a transcript past its chromosome's end means another assembly.
+
+    Raises:
+        DataError: when no transcript is usable, naming both chromosome sets.
+    """
+    missing: dict[str, int] = defaultdict(int)
+    beyond: dict[str, int] = defaultdict(int)
+    out = []
+    for t in transcripts:
+        if t.chrom not in genome:
+            missing[t.chrom] += 1
+        elif max((e for _, e in t.exons + t.cds), default=0) > len(genome[t.chrom]):
+            beyond[t.chrom] += 1
+        else:
+            out.append(t)
+    ann_names = sorted({t.chrom for t in transcripts})
+    if not out and missing and not beyond:
+        raise DataError(
+            f"no annotation chromosome is in the genome: annotation has {_names(ann_names)}, "
+            f"genome has {_names(sorted(genome))}{_prefix_hint(ann_names, genome)}"
+        )
+    if not out and beyond:
+        raise DataError(
+            f"every transcript on a genome chromosome ends past that chromosome's end "
+            f"({_names(sorted(beyond))}): the annotation is for another assembly"
+        )
+    warns = []
+    if missing:
+        warns.append(
+            f"skipped {sum(missing.values())} transcript(s) on {len(missing)} chromosome(s) "
+            f"not in the genome: {_names(sorted(missing))}"
+        )
+    if beyond:
+        warns.append(
+            f"skipped {sum(beyond.values())} transcript(s) that end past their chromosome's end "
+            f"(another assembly?): {_names(sorted(beyond))}"
+        )
+    return out, warns
+
+
+def _names(names: list[str], k: int = 8) -> str:
+    more = f" (+{len(names) - k} more)" if len(names) > k else ""
+    return ", ".join(names[:k]) + more
+
+
+def _prefix_hint(ann: list[str], genome: dict[str, str]) -> str:
+    strip = {n.removeprefix("chr") for n in ann}
+    if strip & {n.removeprefix("chr") for n in genome}:
+        return "; they differ by a 'chr' prefix: rename one side's chromosomes"
+    return "; use the annotation of this assembly"
 
 
 def _mask(length: int, intervals: list[tuple[int, int]], pad: int = 0) -> np.ndarray:
@@ -274,11 +389,13 @@ class SiteSet:
     """The constructed variants: columns ``chrom``, ``pos`` (1-based), ``ref``, ``alt``,
     ``cls`` (a functional class or ``background``), ``region`` (``intronic`` /
     ``intergenic`` for background, else ``annotated``), plus per class the row indices of its
-    variants and of its matched background (``pairs``), and construction counts (``stats``)."""
+    variants and of its matched background (``pairs``), construction counts (``stats``) and
+    one-line notes on what was skipped (``warnings``)."""
 
     columns: dict[str, list]
     pairs: dict[str, tuple[list[int], list[int]]]
     stats: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_sites(
@@ -302,8 +419,8 @@ def build_sites(
     background variants per class variant. ``max_per_class`` subsamples each class (seeded).
 
     Raises:
-        DataError: for an unknown class or match rule, or annotation on a chromosome that is
-            not in the genome.
+        DataError: for an unknown class or match rule, or when no transcript lies on a genome
+            chromosome (see :func:`usable_transcripts`).
     """
     bad = [c for c in classes if c not in CLASSES]
     if bad or match not in ("substitution", "trinucleotide"):
@@ -311,12 +428,7 @@ def build_sites(
             f"unknown class {bad} or match {match!r}: classes are {', '.join(CLASSES)}; "
             "match is substitution or trinucleotide"
         )
-    for t in annotation.transcripts:
-        if t.chrom not in genome:
-            raise DataError(
-                f"the annotation's chromosome {t.chrom!r} is not in the genome "
-                f"(has: {', '.join(sorted(genome)[:8])}); use the matching assembly"
-            )
+    transcripts, warns = usable_transcripts(genome, annotation.transcripts)
     allowed = {
         c: _mask(len(s), [(a + margin, b - margin) for cc, a, b in regions if cc == c])
         if regions is not None
@@ -328,12 +440,25 @@ def build_sites(
             arr = np.frombuffer(s.encode("ascii"), dtype=np.uint8)
             allowed[c] &= np.isin(arr, np.frombuffer(b"ACGT", dtype=np.uint8))
     sites: dict[Site, str] = {}
-    stats = {"transcripts": len(annotation.transcripts), "coding_transcripts": 0}
+    stats = {"transcripts": len(transcripts), "coding_transcripts": 0}
+    stats["skipped_transcripts"] = len(annotation.transcripts) - len(transcripts)
     seen: set[tuple[str, int, str, int, str]] = set()
-    for t in annotation.transcripts:
+    why_not: dict[str, int] = defaultdict(int)
+    for t in transcripts:
         _splice(genome, t, allowed[t.chrom], sites)
         if t.cds:
-            stats["coding_transcripts"] += _coding(genome, t, allowed[t.chrom], sites, seen)
+            why = _coding(genome, t, allowed[t.chrom], sites, seen)
+            stats["coding_transcripts"] += not why
+            if why:
+                why_not[why] += 1
+    with_cds = sum(1 for t in transcripts if t.cds)
+    if why_not and not stats["coding_transcripts"]:
+        reasons = ", ".join(f"{n} {w}" for w, n in sorted(why_not.items(), key=lambda x: -x[1]))
+        no_stop = "" if any(t.has_stop_row for t in transcripts) else " (no stop_codon rows)"
+        warns.append(
+            f"none of {with_cds} transcript(s) with CDS rows formed a complete ATG...stop ORF "
+            f"({reasons}){no_stop}: the start/stop/coding classes are empty"
+        )
     by_class: dict[str, list[Site]] = {c: [] for c in classes}
     for site, cls in sorted(sites.items()):
         if cls in by_class:
@@ -369,7 +494,7 @@ def build_sites(
             picks = pool.sample(key, round(n * background_ratio), rng)
             bg_rows += [row(s, BACKGROUND, r) for s, r in picks]
         pairs[c] = (pos_rows, bg_rows)
-    return SiteSet(cols, pairs, stats)
+    return SiteSet(cols, pairs, stats, warns)
 
 
 def _ctx(genome: dict[str, str], chrom: str, p: int, match: str) -> str:
