@@ -198,3 +198,72 @@ def test_export_a_glmx_run_directory(tmp_path):
     hf = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf").eval()
     assert hf.config.dilation_cycle == 4
     assert _max_diff(hf, module.model.eval(), _ids(seed=7)) <= 1e-5
+
+
+def _broken(tmp_path, how):
+    """A Hugging Face GPN directory (or file) broken in one way; (path to load, file to name)."""
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    d = save_hf_dir(GPN(GPNConfig(hidden_size=16, n_layers=2)), tmp_path / how, tokenizer=False)
+    weights = d / "model.safetensors"
+    if how == "missing-shard":
+        state = load_file(str(weights))
+        keys = sorted(state)
+        half = len(keys) // 2
+        save_file({k: state[k] for k in keys[:half]}, str(d / "model-00001-of-00002.safetensors"))
+        save_file({k: state[k] for k in keys[half:]}, str(d / "model-00002-of-00002.safetensors"))
+        wmap = {k: f"model-0000{1 + (i >= half)}-of-00002.safetensors" for i, k in enumerate(keys)}
+        (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": wmap}))
+        weights.unlink()
+        (d / "model-00002-of-00002.safetensors").unlink()
+        return d, "model-00002-of-00002.safetensors"
+    if how == "truncated":
+        weights.write_bytes(weights.read_bytes()[:300])
+        return d, "model.safetensors"
+    if how == "text-safetensors":
+        weights.write_text("version https://git-lfs.github.com/spec/v1\n")
+        return weights, "model.safetensors"
+    if how == "bad-hidden-size":
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "hidden_size": "abc"}))
+        return d, "hidden_size='abc'"
+    if how == "junk-index":
+        weights.unlink()
+        (d / "model.safetensors.index.json").write_text("{not json")
+        return d, "model.safetensors.index.json"
+    if how == "pointer-file":
+        (d / "latest").write_text("checkpoint-20\n")
+        return d / "latest", "is not a weights file"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "missing-shard",
+        "truncated",
+        "text-safetensors",
+        "bad-hidden-size",
+        "junk-index",
+        "pointer-file",
+    ],
+)
+def test_broken_hf_dirs_are_one_line_checkpoint_errors(tmp_path, capsys, how):
+    path, needle = _broken(tmp_path, how)
+    with pytest.raises(CheckpointError, match=needle.replace(".", r"\.")) as err:
+        load_model(path)
+    assert "is a pickle file" not in str(err.value)
+    for argv in (["export", "hf", str(path), str(tmp_path / "out")], ["model", "test", str(path)]):
+        assert main([*argv, "--device", "cpu"] if argv[0] == "model" else argv) == 2
+        out = capsys.readouterr().err
+        assert needle in out and len(out.strip().splitlines()) == 1, out
+
+
+def test_bare_one_hot_weights_say_to_load_the_directory(tmp_path):
+    _reference(embedding="one_hot").save_pretrained(tmp_path / "ref")
+    with pytest.raises(CheckpointError, match="embedding.weight.*one_hot.*config.json"):
+        load_model(tmp_path / "ref" / "model.safetensors")
+    (tmp_path / "cfg.yaml").write_text("model: {}\n")
+    with pytest.raises(CheckpointError, match="cfg.yaml' is not a weights file"):
+        load_model(tmp_path / "cfg.yaml")

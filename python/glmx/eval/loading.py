@@ -50,12 +50,12 @@ def load_model(
     ``.hydra/config.yaml`` (``model.config.dilation_cycle``) gives it, else 8 (the released
     model's).
 
-    Pickle files (``pytorch_model.bin``, ``.bin``, ``.pt``) can run code when loaded: they are
+    Pickle files (``pytorch_model.bin``, ``.bin``, ``.pt``, ``.pth``, ``.ckpt``) can run code when loaded: they are
     refused unless ``allow_pickle=True``, and then read with ``torch.load(weights_only=True)``.
 
     Raises:
-        CheckpointError: when nothing loadable is found, a pickle file is refused, or the
-            weights do not fit a GPN.
+        CheckpointError: when nothing loadable is found, a file is unreadable or truncated, a
+            pickle file is refused, or the weights do not fit a GPN (naming the file).
     """
     from glmx.models.gpn import GPN, config_from_state_dict, from_hf_state_dict
     from glmx.models.gpn_hf import is_hf_dir, load_hf_dir
@@ -71,12 +71,26 @@ def load_model(
         state = _read_weights(p, allow_pickle)
     else:
         raise CheckpointError(f"model path '{p}' does not exist")
-    if any(k.startswith(("model.encoder.", "model.embeddings.", "cls.decoder")) for k in state):
-        state = from_hf_state_dict(state)
-    state = {k.removeprefix("model.") if k.startswith("model.") else k: v for k, v in state.items()}
-    cfg = config_from_state_dict(state, dilation_cycle=dilation_cycle or 8)
+    try:
+        if any(k.startswith(("model.encoder.", "model.embeddings.", "cls.decoder")) for k in state):
+            state = from_hf_state_dict(state)
+        state = {k.removeprefix("model."): v for k, v in state.items()}
+        cfg = config_from_state_dict(state, dilation_cycle=dilation_cycle or 8)
+    except ValueError as err:
+        hint = ""
+        if "embedding.weight" in str(err) and p.is_file():
+            # one_hot GPNs have no embedding matrix; only their config.json says so
+            hint = (
+                " (weights of a one_hot GPN carry no embedding matrix: load the Hugging Face "
+                "directory with its config.json instead of the bare weights file)"
+            )
+        raise CheckpointError(f"'{p}': {err}{hint}") from None
     net = GPN(cfg)
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        msg = str(err).strip().splitlines()
+        raise CheckpointError(f"weights in '{p}' do not fit a GPN: {' '.join(msg)[:400]}") from None
     if missing or unexpected:
         raise CheckpointError(
             f"weights in '{p}' do not fit a GPN: missing {missing[:5]}, unexpected {unexpected[:5]}"
@@ -84,11 +98,20 @@ def load_model(
     return net.to(map_location).eval()
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
 def _read_weights(p: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from glmx.models.gpn_hf import _load_safetensors
 
-        return load_file(str(p))
+        return _load_safetensors(p)
+    if p.suffix not in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"'{p}' is not a weights file; expected a run directory, a checkpoint directory, a "
+            "Hugging Face GPN directory (config.json + model.safetensors), a .safetensors file, "
+            f"or a {'/'.join(PICKLE_SUFFIXES)} pickle with allow_pickle=True (--allow-pickle)"
+        )
     if not allow_pickle:
         raise CheckpointError(
             f"'{p}' is a pickle file, which can run code when loaded; convert it to "
@@ -98,11 +121,11 @@ def _read_weights(p: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - reported with the path
-        raise CheckpointError(f"cannot read '{p}': {err}") from err
+        raise CheckpointError(f"cannot read '{p}': {err}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"'{p}' does not hold a state dict")
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"'{p}' does not hold a state dict (names to tensors)")
     return obj
 
 

@@ -65,19 +65,37 @@ def config_from_hf(cfg: dict[str, Any], where: Path | str = "config.json") -> GP
     _need(cfg, "dilation_base", 2, 2, where)
     _need(cfg, "dilation_double_every", 1, 1, where)
     _need(cfg, "tie_word_embeddings", False, False, where)
-    cycle = int(cfg.get("dilation_cycle", 8))
-    _need(cfg, "dilation_max", lambda v: int(v) >= 2 ** (cycle - 1), 9999, where)
+    cycle = _num(cfg, "dilation_cycle", 8, int, where)
+    _need(
+        cfg,
+        "dilation_max",
+        lambda v: _num(cfg, "dilation_max", v, int, where) >= 2 ** (cycle - 1),
+        9999,
+        where,
+    )
     return GPNConfig(
-        vocab_size=int(cfg.get("vocab_size", 7)),
-        hidden_size=int(cfg.get("hidden_size", 512)),
-        n_layers=int(cfg.get("num_hidden_layers", 25)),
-        first_kernel_size=int(cfg.get("first_kernel_size", 9)),
-        rest_kernel_size=int(cfg.get("rest_kernel_size", 5)),
+        vocab_size=_num(cfg, "vocab_size", 7, int, where),
+        hidden_size=_num(cfg, "hidden_size", 512, int, where),
+        n_layers=_num(cfg, "num_hidden_layers", 25, int, where),
+        first_kernel_size=_num(cfg, "first_kernel_size", 9, int, where),
+        rest_kernel_size=_num(cfg, "rest_kernel_size", 5, int, where),
         dilation_cycle=cycle,
         slim=bool(cfg.get("slim", False)),
         bias=bool(cfg.get("bias", False)),
-        init_std=float(cfg.get("initializer_range", 0.02)),
+        init_std=_num(cfg, "initializer_range", 0.02, float, where),
     )
+
+
+def _num(cfg: dict[str, Any], key: str, default: Any, kind: type, where: Path) -> Any:
+    """``cfg[key]`` as an ``int`` (>= 1) or ``float``, or a CheckpointError naming the key."""
+    value = cfg.get(key, default)
+    good = not isinstance(value, bool) and isinstance(value, (int, float))
+    if kind is int:
+        good = good and float(value).is_integer() and value >= 1
+    if not good:
+        need = "a positive integer" if kind is int else "a number"
+        raise CheckpointError(f"{where}: {key}={value!r} is not {need}")
+    return kind(value)
 
 
 def config_to_hf(cfg: GPNConfig) -> dict[str, Any]:
@@ -110,16 +128,45 @@ def config_to_hf(cfg: GPNConfig) -> dict[str, Any]:
     }
 
 
-def _read_hf_weights(p: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
+def _load_safetensors(path: Path, what: str = "") -> dict[str, torch.Tensor]:
+    """``safetensors.torch.load_file`` with a CheckpointError naming the file on failure."""
     from safetensors.torch import load_file
 
-    if (p / HF_WEIGHTS).is_file():
-        return load_file(str(p / HF_WEIGHTS))
-    if (p / HF_INDEX).is_file():
+    if not path.is_file():
+        raise CheckpointError(f"'{path}'{what} does not exist")
+    try:
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - SafetensorError, OSError: reported with the path
+        raise CheckpointError(
+            f"cannot read '{path}'{what}: not a complete .safetensors file ({err})"
+        ) from None
+
+
+def _read_index(p: Path) -> list[str]:
+    """The shard file names of ``model.safetensors.index.json``."""
+    try:
         index = json.loads((p / HF_INDEX).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read '{p / HF_INDEX}': {err}") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(
+            f"'{p / HF_INDEX}' has no 'weight_map' object naming the shard of each weight"
+        )
+    shards = set(weight_map.values())
+    bad = [s for s in shards if not isinstance(s, str) or "/" in s or s in ("", ".", "..")]
+    if bad:
+        raise CheckpointError(f"'{p / HF_INDEX}': weight_map names an invalid shard {bad[0]!r}")
+    return sorted(shards)
+
+
+def _read_hf_weights(p: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
+    if (p / HF_WEIGHTS).is_file():
+        return _load_safetensors(p / HF_WEIGHTS)
+    if (p / HF_INDEX).is_file():
         state: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(index.get("weight_map", {}).values())):
-            state.update(load_file(str(p / shard)))
+        for shard in _read_index(p):
+            state.update(_load_safetensors(p / shard, f" (a shard listed in {HF_INDEX})"))
         return state
     if (p / HF_PICKLE).is_file():
         if not allow_pickle:
@@ -148,8 +195,8 @@ def load_hf_dir(path: str | os.PathLike[str], allow_pickle: bool = False) -> GPN
     p = Path(path)
     try:
         raw = json.loads((p / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"cannot read '{p / 'config.json'}': {err}") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read '{p / 'config.json'}': {err}") from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"'{p / 'config.json'}' is not a JSON object")
     cfg = config_from_hf(raw, p / "config.json")
