@@ -267,3 +267,20 @@ def test_bare_one_hot_weights_say_to_load_the_directory(tmp_path):
     (tmp_path / "cfg.yaml").write_text("model: {}\n")
     with pytest.raises(CheckpointError, match="cfg.yaml' is not a weights file"):
         load_model(tmp_path / "cfg.yaml")
+
+
+def test_export_out_path_errors_are_one_line(tmp_path, capsys):
+    torch.manual_seed(0)
+    src = save_hf_dir(GPN(GPNConfig(hidden_size=16, n_layers=2)), tmp_path / "src", tokenizer=False)
+    (tmp_path / "empty-file").touch()
+    (tmp_path / "parent-file").write_text("x")
+    cases = [
+        ([str(tmp_path / "empty-file")], "is a file, not a directory"),
+        ([str(tmp_path / "empty-file"), "--force"], "is a file, not a directory"),
+        ([str(tmp_path / "parent-file" / "x")], "cannot create or write OUT"),
+        (["/proc/nope/x"], "cannot create or write OUT"),
+    ]
+    for extra, needle in cases:
+        assert main(["export", "hf", str(src), *extra, "--no-tokenizer"]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err

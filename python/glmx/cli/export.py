@@ -46,7 +46,9 @@ def run(args: argparse.Namespace, command: str) -> int:
     from glmx.models.gpn_hf import save_hf_dir
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+    if out.exists() and not out.is_dir():
+        raise GlmxError(f"OUT '{out}' is a file, not a directory; give a directory to write")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
         raise GlmxError(f"'{out}' exists and is not empty; pass --force to write into it")
     net = load_model(args.ckpt, allow_pickle=args.allow_pickle)
     if not isinstance(net, GPN):
@@ -55,7 +57,12 @@ def run(args: argparse.Namespace, command: str) -> int:
         if args.dilation_cycle < 1:
             raise GlmxError(f"--dilation-cycle must be >= 1, got {args.dilation_cycle}")
         net.cfg.dilation_cycle = args.dilation_cycle
-    save_hf_dir(net, out, tokenizer=not args.no_tokenizer)
+    try:
+        save_hf_dir(net, out, tokenizer=not args.no_tokenizer)
+    except OSError as err:
+        why = err.strerror or str(err)
+        where = f"'{err.filename}'" if err.filename else f"'{out}'"
+        raise GlmxError(f"cannot create or write OUT {where}: {why}") from None
     n = sum(p.numel() for p in net.parameters())
     print(f"wrote {out} (GPNForMaskedLM, {n:,} parameters, {net.cfg.n_layers} layers)")
     print(
