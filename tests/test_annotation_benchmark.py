@@ -246,3 +246,121 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(GlmxError, match=r"pip install 'glmx\[plot\]'"):
         BenchmarkResult([row], {}).plot(tmp_path / "p.png")
     assert "splice_donor" in BenchmarkResult([row], {}).table()
+
+
+def _gtf_rows(gtf) -> list[str]:
+    return gtf.read_text().splitlines()
+
+
+def test_transcripts_off_the_genome_are_skipped_with_a_count(tmp_path):
+    fa, gtf, genome, _ = _write(tmp_path)
+    _, want = _classes(genome, gtf)
+    extra = tmp_path / "extra.gtf"
+    rows = _gtf_rows(gtf)
+    rows.append('chrM\tt\texon\t1\t100\t.\t+\t.\ttranscript_id "m1";')
+    rows.append('chrM\tt\texon\t200\t300\t.\t+\t.\ttranscript_id "m2";')
+    # an assembly mismatch: ends past chrT's end
+    rows.append(
+        f'chrT\tt\texon\t{len(genome) - 50}\t{len(genome) + 90}\t.\t+\t.\ttranscript_id "x";'
+    )
+    extra.write_text("\n".join(rows) + "\n")
+    sites, got = _classes(genome, extra)
+    assert got == want
+    assert sites.stats["skipped_transcripts"] == 3
+    assert any("2 transcript(s)" in w and "chrM" in w for w in sites.warnings)
+    assert any("1 transcript(s)" in w and "chrT" in w and "end" in w for w in sites.warnings)
+    # none matches: both name sets and the 'chr' prefix hint
+    other = tmp_path / "nochr.gtf"
+    other.write_text("\n".join(r.removeprefix("chr") for r in rows[:-3]) + "\n")
+    with pytest.raises(DataError, match=r"annotation has T.*genome has chrT.*'chr' prefix"):
+        build_sites({"chrT": genome}, read_annotation(other))
+    with pytest.raises(DataError, match="another assembly"):
+        build_sites({"chrT": genome[:300]}, read_annotation(gtf))
+
+
+@pytest.mark.parametrize("gff3", [False, True])
+def test_format_from_attribute_syntax_not_file_name(tmp_path, gff3):
+    fa, gtf, genome, _ = _write(tmp_path, gff3)
+    _, want = _classes(genome, gtf)
+    renamed = tmp_path / ("t.gtf" if gff3 else "t.gff")  # the other format's extension
+    renamed.write_text(gtf.read_text().replace("##gff-version 3\n", ""))
+    _, got = _classes(genome, renamed)
+    assert got == want and any(k == "stop_codon" for k in got.values())
+
+
+def test_gtf_without_stop_codon_rows(tmp_path):
+    fa, gtf, genome, _ = _write(tmp_path)
+    _, want = _classes(genome, gtf)
+    nostop = tmp_path / "nostop.gtf"
+    rows = [r for r in _gtf_rows(gtf) if "\tstop_codon\t" not in r]
+    nostop.write_text("\n".join(rows) + "\n")
+    sites, got = _classes(genome, nostop)  # the stop codon is read after the CDS end
+    assert got == want and not sites.warnings
+    # a CDS three codons short of its stop: no ORF, and a warning says why
+    short = tmp_path / "short.gtf"
+    out = []
+    for r in rows:
+        f = r.split("\t")
+        if f[2] == "CDS" and int(f[4]) == CDS2[1]:  # plus strand: move the end
+            f[4] = str(CDS2[1] - 9)
+        elif f[2] == "CDS" and f[6] == "-" and int(f[4]) - int(f[3]) + 1 == CDS2[1] - CDS2[0]:
+            f[3] = str(int(f[3]) + 9)
+        out.append("\t".join(f))
+    assert out != rows
+    short.write_text("\n".join(out) + "\n")
+    sites, got = _classes(genome, short)
+    assert "start_codon" not in got.values() and "splice_donor" in got.values()
+    assert any(
+        "2 transcript(s) with CDS" in w and "no stop_codon rows" in w for w in sites.warnings
+    )
+
+
+def test_bed_regions_gzip_and_bad_rows(tmp_path):
+    import gzip
+
+    from glmx.eval.annotation_benchmark import read_bed
+
+    p = tmp_path / "r.bed.gz"
+    p.write_bytes(gzip.compress(b"chrT\t0\t100\nchrT\t200\t300\n"))
+    assert read_bed(p) == [("chrT", 0, 100), ("chrT", 200, 300)]
+    bad = tmp_path / "b.bed"
+    bad.write_text("chrT\t100\t50\n")
+    with pytest.raises(DataError, match=r"b.bed:1: .*start < end"):
+        read_bed(bad)
+
+
+@pytest.mark.parametrize(
+    "opts, needle",
+    [
+        (["--window", "0"], "--window 0"),
+        (["--window", "-4"], "--window -4"),
+        (["--batch-size", "0"], "--batch-size 0"),
+        (["--n-boot", "-1"], "--n-boot -1"),
+        (["--background-distance", "-5"], "--background-distance -5"),
+        (["--max-per-class", "0"], "--max-per-class 0"),
+        (["--margin", "-1"], "--margin -1"),
+        (["--splits", "val"], "validation"),
+        (["--plot", "x.jpg2"], ".png"),
+        (["--regions", "nope.bed"], "--regions nope.bed"),
+        (["--device", "nodevice"], "--device 'nodevice'"),
+    ],
+)
+def test_cli_bad_option_is_one_line_exit_2(tmp_path, capsys, opts, needle):
+    from glmx.cli import main
+
+    fa, gtf, _, _ = _write(tmp_path)
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text("config:\n  hidden_size: 8\n  n_layers: 1\n")
+    args = ["bench-vep", "--ckpt", str(cfg), "--fasta", str(fa), "--gtf", str(gtf)]
+    assert main([*args, *opts]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "x.jpg2").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cli_cuda_without_cuda_is_exit_2(tmp_path):
+    fa, gtf, _, _ = _write(tmp_path)
+    r = glmx("bench-vep", "--ckpt", "m.yaml", "--fasta", str(fa), "--gtf", str(gtf),
+             "--device", "cuda")  # fmt: skip
+    assert r.returncode == 2 and "--device cuda" in r.stderr and "Traceback" not in r.stderr
