@@ -229,6 +229,20 @@ def test_bad_requests_get_clear_4xx(server, path, body, status, needle):
     assert needle in r.json()["error"]["message"]
 
 
+def test_variant_errors_name_the_item_and_the_server_switch(server):
+    seq = read_fasta(FASTA)[CHROM]
+    good = {"chrom": CHROM, "pos": 700, "ref": seq[699].upper(), "alt": "N"}
+    good["alt"] = "A" if good["ref"] != "A" else "C"
+    wrong = {**good, "ref": "A" if good["ref"] != "A" else "C"}
+    r = post(server, "/v1/score", {"variants": [good, good, good, wrong]})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["param"] == "variants.3" and err["message"].startswith("variants.3: ")
+    assert "--no-check-ref" in err["message"] and "check_ref=False" not in err["message"]
+    r = post(server, "/v1/score", {"variants": [good, {**good, "chrom": "chrX"}]})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "variants.1"
+
+
 def test_body_size_limit(server):
     r = post(server, "/v1/embeddings", {"input": ["A" * 1000] * 120})
     assert r.status_code == 413 and "100000 bytes" in r.json()["error"]["message"]
@@ -334,6 +348,22 @@ def test_serve_start_errors_are_one_line(tmp_path):
     r = glmx("serve", str(tmp_path / "missing"), "--port", str(_free_port()))
     assert r.returncode == 2 and "does not exist" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "option,needle",
+    [
+        (["--port", "99999"], "--port must be a TCP port, 1..65535, got 99999"),
+        (["--max-wait-ms", "-1"], "--max-wait-ms must be >= 0"),
+        (["--threads", "0"], "--threads must be >= 1"),
+    ],
+)
+def test_serve_option_ranges_are_one_line(tmp_path, capsys, option, needle):
+    from glmx.cli import main
+
+    assert main(["serve", str(tmp_path / "missing"), *option]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_full_queue_answers_429(model_dir):

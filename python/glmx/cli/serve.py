@@ -91,6 +91,12 @@ def run(args: argparse.Namespace, command: str) -> int:
     ):
         if getattr(args, opt) < 1:
             raise GlmxError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
+    if args.port > 65535:
+        raise GlmxError(f"--port must be a TCP port, 1..65535, got {args.port}")
+    if not args.max_wait_ms >= 0:  # also NaN
+        raise GlmxError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
+    if args.threads is not None and args.threads < 1:
+        raise GlmxError(f"--threads must be >= 1, got {args.threads}")
     _check_port(args.host, args.port)
     import torch
     import uvicorn

@@ -140,7 +140,20 @@ def variant_windows(
     try:
         ids = _windows(genome, cols, window, check_ref)
     except (DataError, KeyError) as err:
-        raise RequestError(str(err).strip("'\""), "variants") from None
+        # the server's switch, not the Python keyword of score_variants
+        msg = (
+            str(err)
+            .strip("'\"")
+            .replace("check_ref=False skips", "the server option --no-check-ref skips")
+        )
+        param = "variants"
+        for i in range(len(variants)):  # the first failing item, for the error's param
+            try:
+                _windows(genome, {k: v[i : i + 1] for k, v in cols.items()}, window, check_ref)
+            except (DataError, KeyError):
+                param = f"variants.{i}"
+                break
+        raise RequestError(f"{param}: {msg}", param) from None
     return torch.from_numpy(ids), [window // 2] * len(variants), refs, alts
 
 
