@@ -104,6 +104,11 @@ def test_models_and_auth(server):
     assert httpx.get(f"{server}/v1/models", timeout=5).status_code == 401
     r = httpx.get(f"{server}/v1/models", headers={"Authorization": "Bearer nope"}, timeout=5)
     assert r.status_code == 401 and "token" in r.json()["error"]["message"]
+    for scheme in ("bearer", "BEARER"):  # RFC 7235: the scheme is case-insensitive
+        hdr = {"Authorization": f"{scheme} {TOKEN}"}
+        assert httpx.get(f"{server}/v1/models", headers=hdr, timeout=5).status_code == 200
+    r = httpx.get(f"{server}/v1/models", headers={"Authorization": TOKEN}, timeout=5)
+    assert r.status_code == 401
     info = httpx.get(f"{server}/v1/models", headers=AUTH, timeout=5).json()["data"][0]
     assert info["id"] == "tiny" and info["object"] == "model"
     assert info["config"]["hidden_size"] == 32 and info["limits"]["max_items"] == 8
@@ -272,6 +277,13 @@ def test_client_cli(server, tmp_path):
     (tmp_path / "v.tsv").write_text("\n".join(lines) + "\n")
     out = ok(*base, "score", "--variants", str(tmp_path / "v.tsv")).splitlines()
     assert out[0].split("\t")[:5] == ["chrom", "pos", "ref", "alt", "llr"] and len(out) == 12
+    # the reader of stdout gone before the answer (`glmx client models | head -1`): no traceback
+    cmd = [sys.executable, "-m", "glmx.cli", "client", "models", "--url", server, "--token", TOKEN]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
     bad = glmx("client", "--url", server, "models")
     assert bad.returncode == 2 and "401" in bad.stderr and "Traceback" not in bad.stderr
 

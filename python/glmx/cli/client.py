@@ -34,7 +34,21 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace, command: str) -> int:
-    """Runs one request and prints the answer."""
+    """Runs one request and prints the answer (quietly stopping when the reader of stdout,
+    e.g. ``head``, has gone)."""
+    try:
+        _run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader closed the pipe: nothing more to say; stdout goes to /dev/null so the
+        # interpreter's final flush does not complain either
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     from glmx.errors import GlmxError
     from glmx.serve import require
 
@@ -64,7 +78,6 @@ def run(args: argparse.Namespace, command: str) -> int:
                 print(f"{i}\t{args.sequence[i]}\t{int(i in masked)}\t{cells}")
         else:
             _score(client, args)
-    return 0
 
 
 def _score(client, args: argparse.Namespace) -> None:

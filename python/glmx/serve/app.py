@@ -181,8 +181,11 @@ def create_app(
     def auth(request: Request) -> None:
         if settings.token is None:
             return
-        got = request.headers.get("authorization", "")
-        if not hmac.compare_digest(got.encode(), f"Bearer {settings.token}".encode()):
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        # the auth scheme is case-insensitive (RFC 7235); the token is not
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), settings.token.encode()
+        ):
             raise RequestError(
                 "missing or wrong bearer token (Authorization: Bearer ...)", None, 401
             )
