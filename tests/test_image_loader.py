@@ -69,6 +69,22 @@ def test_classes_labels_and_folder_order(tmp_path: Path, photos) -> None:
     assert b["labels"].dtype == torch.int64 and b["sample_index"].dtype == torch.int64
 
 
+def test_subfolders_of_a_class_are_read_in_torchvisions_order(tmp_path: Path, photos) -> None:
+    """torchvision's ImageFolder walks each class folder recursively, links followed; sample i
+    must be the same file in both. A link back to an enclosing folder is not walked again."""
+    tv = pytest.importorskip("torchvision.datasets", reason="torchvision orders the reference")
+    make_folder(tmp_path, photos, {"cat": 2, "dog": 1})
+    for rel, n in (("cat/sub", 2), ("cat/sub/deeper", 1), ("cat/sub-x", 1), ("only/nested", 2)):
+        make_folder(tmp_path, photos, {rel: n}, seed=len(rel))
+    ref = tv.ImageFolder(str(tmp_path / "train"))
+    (tmp_path / "train" / "cat" / "sub" / "loop").symlink_to(tmp_path / "train" / "cat")
+    loader = ImageFolderLoader(tmp_path, "train", 8, 4, shuffle=False)
+    assert loader.classes == ref.classes == ["cat", "dog", "only"]
+    got = [loader.item(i) for i in range(loader.num_samples)]
+    assert got == [(str(Path(p)), c) for p, c in ref.samples]
+    assert len(got) == 9
+
+
 @pytest.mark.parametrize("n", [1, 7, 23])
 def test_every_image_exactly_once_equal_batches(tmp_path: Path, photos, n: int) -> None:
     root = make_folder(tmp_path, photos, counts_for(n), size=(12, 12))
@@ -269,8 +285,9 @@ def test_bad_image_names_the_file_or_is_skipped_and_counted(tmp_path: Path, phot
     bad = root / "train" / "b" / "001.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     loader = ImageFolderLoader(root, "train", 8, 4, num_threads=1)
-    with pytest.raises(DataError, match=r"cannot decode image .*b/001\.png"):
+    with pytest.raises(DataError, match=r"cannot decode image .*b/001\.png") as err:
         list(loader)
+    assert "\n" not in str(err.value) and 'on_bad_image="skip"' in str(err.value)
     skip = ImageFolderLoader(root, "train", 8, 4, on_bad_image="skip", shuffle=False)
     got = list(skip)
     idx = torch.cat([b["sample_index"] for b in got])

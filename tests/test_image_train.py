@@ -180,3 +180,40 @@ def test_short_digits_experiment_learns_and_logs_confusion(tmp_path: Path) -> No
     assert b"val/confusion_matrix" in events and b"\x89PNG" in events, "confusion image in TB"
     assert b"val/accuracy" in events
     assert list(run.rglob("checkpoints/checkpoint-*")), "best checkpoint by val/accuracy"
+
+
+def test_folder_without_test_split_trains_and_skips_testing(tmp_path: Path) -> None:
+    """docs/images.md: `test/` is optional. With the default `test=true` the run still ends
+    with rc 0 and says why it did not test (before: TrainError after a finished training)."""
+    from PIL import Image
+
+    for split, n in (("train", 4), ("val", 2)):
+        for label, shade in (("dark", 30), ("light", 220)):
+            folder = tmp_path / "ds" / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (12, 10), (shade, shade + i, shade)).save(folder / f"{i}.png")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "glmx.train",
+            "data=imagefolder",
+            "model=hf_image",
+            "trainer=cpu",
+            f"data.root={tmp_path / 'ds'}",
+            "data.image_size=16",
+            "data.batch_size=4",
+            "trainer.max_epochs=1",
+            "hydra.run.dir=run",
+            "extras.print_config=false",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "has no test data: testing skipped" in r.stdout + r.stderr
+    assert list((tmp_path / "run").rglob("checkpoints/checkpoint-*")), "the training ran"

@@ -130,7 +130,7 @@ def _fit_and_test(cfg: Mapping[str, Any], trainer: Any, model: Any, datamodule: 
 
     if cfg.get("train", True):
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    if cfg.get("test", False):
+    if cfg.get("test", False) and _has_test_data(datamodule):
         best = next(
             (c.best_model_path for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), ""
         )
@@ -139,6 +139,27 @@ def _fit_and_test(cfg: Mapping[str, Any], trainer: Any, model: Any, datamodule: 
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
     # read after testing, so a sweep may optimize a test metric too
     return _metric(trainer, cfg.get("optimized_metric"))
+
+
+def _has_test_data(datamodule: Any) -> bool:
+    """False (with a warning) when ``test=true`` meets a datamodule without test data, e.g. an
+    image folder without ``test/``: the trained run stays a success instead of failing at its
+    last step. Any other problem is left to ``Trainer.test``, which reports it in context."""
+    get = getattr(datamodule, "test_dataloader", None)
+    if not callable(get):
+        return True
+    from glmx.trainer.stages import as_list
+
+    try:
+        if as_list(get()):
+            return True
+    except Exception:  # noqa: BLE001 - Trainer.test raises the same error with its context
+        return True
+    log.warning(
+        "test=true, but %s has no test data: testing skipped (set test=false to silence this)",
+        type(datamodule).__name__,
+    )
+    return False
 
 
 def _prepared(datamodule: Any) -> Any:

@@ -46,10 +46,9 @@ pub fn decode_file_into(path: &Path, bytes: &mut Vec<u8>, img: &mut Rgb) -> Resu
             source,
         })?;
     decode_into(bytes, img).map_err(|why| {
-        CoreError::Data(format!(
-            "cannot decode image {}: {why} (remove or replace the file, or pass on_bad_image=\"skip\")",
-            path.display()
-        ))
+        // Decoder messages can span lines; an error names the file on one line.
+        let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
+        CoreError::Data(format!("cannot decode image {}: {why}", path.display()))
     })
 }
 

@@ -1,5 +1,5 @@
-//! Scanning an ImageFolder split: `ROOT/SPLIT/CLASS/*.{jpg,jpeg,png}`, classes = sorted folder
-//! names, files sorted within a class, samples in class-major order.
+//! Scanning an ImageFolder split: `ROOT/SPLIT/CLASS/**/*.{jpg,jpeg,png}`, classes = sorted
+//! folder names, samples in class-major order and, within a class, in torchvision's order.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ pub struct ImageFolder {
     pub dir: PathBuf,
     /// Class names (sorted folder names, or the expected list given to [`ImageFolder::scan`]).
     pub classes: Vec<String>,
-    /// Image files, class-major, sorted by name within a class.
+    /// Image files, class-major; within a class by directory path, then file name.
     pub files: Vec<PathBuf>,
     /// Class index of each file.
     pub labels: Vec<u32>,
@@ -43,6 +43,39 @@ fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, CoreError>
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// The images of one class folder and its subfolders, in torchvision's `ImageFolder` order
+/// (directories sorted by path, files by name within each), so sample i is the same image in
+/// both. Links are followed, as there; a link back to an enclosing folder is not (the walk
+/// would never end).
+fn images_under(class_dir: &Path) -> Result<Vec<PathBuf>, CoreError> {
+    let mut dirs: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    let mut todo: Vec<(String, PathBuf, Vec<PathBuf>)> =
+        vec![(String::new(), class_dir.to_path_buf(), Vec::new())];
+    while let Some((rel, dir, mut ancestors)) = todo.pop() {
+        let real = std::fs::canonicalize(&dir).map_err(|e| io_err(&dir, e))?;
+        if ancestors.contains(&real) {
+            continue;
+        }
+        ancestors.push(real);
+        let mut files = Vec::new();
+        for (name, path, is_dir) in sorted_entries(&dir)? {
+            if is_dir {
+                let sub = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                todo.push((sub, path, ancestors.clone()));
+            } else if is_image(&name) {
+                files.push(path);
+            }
+        }
+        dirs.push((rel, files));
+    }
+    dirs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(dirs.into_iter().flat_map(|(_, files)| files).collect())
 }
 
 fn is_image(name: &str) -> bool {
@@ -101,19 +134,15 @@ impl ImageFolder {
         let (mut files, mut labels) = (Vec::new(), Vec::new());
         for (label, class) in classes.iter().enumerate() {
             let cdir = dir.join(class);
-            let before = files.len();
-            for (name, path, is_dir) in sorted_entries(&cdir)? {
-                if !is_dir && is_image(&name) {
-                    files.push(path);
-                    labels.push(label as u32);
-                }
-            }
-            if files.len() == before {
+            let found = images_under(&cdir)?;
+            if found.is_empty() {
                 return Err(CoreError::Data(format!(
-                    "class folder {} holds no image (.jpg, .jpeg or .png)",
+                    "class folder {} holds no image (.jpg, .jpeg or .png, also in subfolders)",
                     cdir.display()
                 )));
             }
+            labels.extend(std::iter::repeat_n(label as u32, found.len()));
+            files.extend(found);
         }
         if files.len() as u64 > u32::MAX as u64 {
             return Err(CoreError::Data(format!(

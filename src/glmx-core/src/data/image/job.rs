@@ -171,7 +171,12 @@ impl Job {
                 SCRATCH.with_borrow_mut(|s| {
                     if let Err(e) = decode_file_into(path, &mut s.bytes, &mut s.img) {
                         if self.cfg.on_bad != OnBad::Skip {
-                            return Err(e);
+                            return Err(match e {
+                                CoreError::Data(m) => CoreError::Data(format!(
+                                    "{m} (remove or replace the file, or pass on_bad_image=\"skip\")"
+                                )),
+                                other => other,
+                            });
                         }
                         if self.bad.fetch_add(1, Ordering::Relaxed) < 10 {
                             tracing::warn!("skipping unreadable image: {e}");
