@@ -61,8 +61,8 @@ def run(args: argparse.Namespace, command: str) -> int:
         save_hf_dir(net, out, tokenizer=not args.no_tokenizer)
     except OSError as err:
         why = err.strerror or str(err)
-        where = f"'{err.filename}'" if err.filename else f"'{out}'"
-        raise GlmxError(f"cannot create or write OUT {where}: {why}") from None
+        where = f"'{err.filename}': " if err.filename and str(err.filename) != str(out) else ""
+        raise GlmxError(f"cannot create or write OUT '{out}' ({where}{why})") from None
     n = sum(p.numel() for p in net.parameters())
     print(f"wrote {out} (GPNForMaskedLM, {n:,} parameters, {net.cfg.n_layers} layers)")
     print(
