@@ -60,6 +60,23 @@ def test_hydra_tree_and_dry_runs(project, tmp_path):
     assert tb.returncode == 2 and "no TensorBoard event files" in tb.stderr
 
 
+def test_train_in_an_empty_directory_uses_the_shipped_configs(tmp_path):
+    """Neither a template project nor a Hydra tree: `glmx train` runs python -m glmx.train
+    on the configs shipped with glmx (before: "must be NAME=VALUE for a template project")."""
+    cmd = ok("-p", str(tmp_path), "train", "--dry-run", "trainer.max_steps=2").split()
+    assert cmd[1:] == ["-m", "glmx.train", "-cn", "train", "trainer.max_steps=2"]
+    out = subprocess.run(
+        [sys.executable, "-m", "glmx.cli", "train", "experiment=gpn_tiny_cpu"]
+        + ["trainer.max_steps=2", "test=false", "extras.print_config=false"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert list(tmp_path.glob("outputs/*/*/checkpoints/checkpoint-2"))
+
+
 def _wait_for_job(env: dict, output_dir: Path, timeout: float = 90.0) -> dict:
     # polled in-process through glmx.control (a subprocess per poll is slow on a loaded CI box);
     # every command below still goes through the real entry point

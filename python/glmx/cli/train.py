@@ -75,10 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def _is_hydra(args: argparse.Namespace) -> bool:
+    """Hydra-style unless this is a template project: a ``meta.yaml``, or a ``-t`` config
+    without a Hydra ``configs/`` tree. A directory with neither (an empty one) trains from the
+    configs shipped with glmx, as ``python -m glmx.train`` does."""
     root = Path(args.project_dir)
-    return args.hydra or (
-        not (root / "meta.yaml").is_file() and (root / "configs" / "train.yaml").is_file()
-    )
+    if args.hydra or (root / "configs" / "train.yaml").is_file():
+        return args.hydra or not (root / "meta.yaml").is_file()
+    return not (root / "meta.yaml").is_file() and not args.config
 
 
 def train_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
@@ -88,7 +91,10 @@ def train_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     root = os.path.abspath(args.project_dir)
     if _is_hydra(args):
         name = (args.config or "train").removesuffix(".yaml")
-        module = ["-m", "glmx.train", "-cp", os.path.join(root, "configs"), "-cn", name]
+        configs = os.path.join(root, "configs")
+        # Without a configs/ of the project's, python -m glmx.train uses the shipped tree.
+        where = ["-cp", configs] if os.path.isdir(configs) else []
+        module = ["-m", "glmx.train", *where, "-cn", name]
     else:
         module = [
             "-m",
