@@ -168,3 +168,14 @@ def test_errors_are_one_line_exit_2():
 def test_control_list_empty(tmp_path, fmt):
     out = ok("control", "list", "--format", fmt, env={"GLMX_CONTROL_DIR": str(tmp_path / "ctl")})
     assert out.strip() in ("", "[]")
+
+
+def test_a_closed_stdout_ends_any_command_quietly():
+    """`glmx pp | head -1`: the reader goes away; glmx exits 0 without a BrokenPipeError
+    traceback (every command, not only `glmx client`)."""
+    cmd = [sys.executable, "-m", "glmx.cli", "-p", str(CHAIN), "pp"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert b"Traceback" not in proc.stderr.read()
+    proc.stderr.close()

@@ -160,7 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _one_line_warnings(f"glmx {args.command}")
 
     try:
-        return int(module.run(args, args.command) or 0)
+        code = int(module.run(args, args.command) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader of stdout has gone (`glmx ls | head -1`): nothing more to say. Point
+        # stdout at /dev/null so the interpreter's last flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except GlmxError as err:
         print(f"glmx {args.command}: error: {err}", file=sys.stderr)
         return 2

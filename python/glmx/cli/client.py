@@ -34,17 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace, command: str) -> int:
-    """Runs one request and prints the answer (quietly stopping when the reader of stdout,
-    e.g. ``head``, has gone)."""
-    try:
-        _run(args)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # the reader closed the pipe: nothing more to say; stdout goes to /dev/null so the
-        # interpreter's final flush does not complain either
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """Runs one request and prints the answer (``glmx.cli.main`` stops quietly when the
+    reader of stdout, e.g. ``head``, has gone)."""
+    _run(args)
     return 0
 
 
