@@ -278,6 +278,21 @@ def test_folder_errors_are_clear(tmp_path: Path, photos) -> None:
         ImageFolderLoader(root, "train", 0, 2)
     with pytest.raises(DataError, match="unknown train_transforms"):
         ImageFolderLoader(root, "train", 8, 2, train_transforms={"flip": 1})
+    # Out-of-range numbers are DataErrors naming the argument: never an OverflowError from the
+    # binding, nor a process abort on a huge allocation (prefetch queue, batch buffer).
+    for kwargs, needle in (
+        ({"seed": -1}, "seed"),
+        ({"num_threads": -1}, "num_threads"),
+        ({"num_threads": 10**6}, "num_threads"),
+        ({"prefetch": 2**40}, "prefetch"),
+        ({"batch_size": 2**40}, "GiB per batch"),
+        ({"image_size": -1}, "image_size"),
+        ({"image_size": (8, 2**40)}, "image_size"),
+        ({"resize_size": -3}, "resize_size"),
+    ):
+        args = {"image_size": 8, "batch_size": 2, **kwargs}
+        with pytest.raises(DataError, match=needle):
+            ImageFolderLoader(root, "train", **args)
 
 
 def test_bad_image_names_the_file_or_is_skipped_and_counted(tmp_path: Path, photos) -> None:

@@ -21,10 +21,12 @@ _TRAIN_KEYS = {"scale", "ratio", "hflip_prob"}
 
 def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(image_size, int):
-        return image_size, image_size
+        image_size = (image_size, image_size)
     hw = tuple(int(v) for v in image_size)
     if len(hw) != 2:
         raise DataError(f"image_size must be an int or (height, width), got {image_size!r}")
+    if not all(1 <= v <= 8192 for v in hw):
+        raise DataError(f"image_size must be between 1 and 8192, got {image_size!r}")
     return hw  # type: ignore[return-value]
 
 
@@ -95,8 +97,15 @@ class ImageFolderLoader:
         prefetch: int = 4,
     ) -> None:
         height, width = _size(image_size)
-        if batch_size < 1:
-            raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        for name, value, low in (
+            ("batch_size", batch_size, 1),
+            ("seed", seed, 0),
+            ("num_threads", num_threads, 1),
+            ("prefetch", prefetch, 1),
+        ):
+            # The native loader takes unsigned integers; say so instead of an OverflowError.
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**63:
+                raise DataError(f"{name} must be an integer >= {low}, got {value!r}")
         if wire_dtype not in ("float32", "uint8"):
             raise DataError(f"wire_dtype must be 'float32' or 'uint8', not {wire_dtype!r}")
         if on_bad_image not in ("error", "skip"):
@@ -119,6 +128,8 @@ class ImageFolderLoader:
         if resize_size is None:
             side = max(height, width)
             resize_size = max(side, round(side * 256 / 224)) if side >= 64 else side
+        if not isinstance(resize_size, int) or not 1 <= resize_size < 2**31:
+            raise DataError(f"resize_size must be a positive integer, got {resize_size!r}")
         rank, world_size = _dist_defaults(rank, world_size)
         self.root, self.split, self.seed = os.fspath(root), split, seed
         self.rank, self.world_size, self.batch_size = rank, world_size, batch_size

@@ -116,16 +116,20 @@ pub struct Loader {
 
 /// Validates the resource settings of `cfg` (threads, prefetch depth).
 pub fn check_limits(cfg: &LoaderConfig) -> Result<(), CoreError> {
-    if !(1..=MAX_THREADS).contains(&cfg.num_threads) {
+    check_resources(cfg.num_threads, cfg.prefetch)
+}
+
+/// Bounds shared by the DNA and image loaders: a thread pool and a prefetch queue are
+/// allocated up front, so an absurd value would abort the process instead of failing.
+pub fn check_resources(num_threads: usize, prefetch: usize) -> Result<(), CoreError> {
+    if !(1..=MAX_THREADS).contains(&num_threads) {
         return Err(CoreError::Data(format!(
-            "num_threads must be in [1, {MAX_THREADS}], got {}",
-            cfg.num_threads
+            "num_threads must be in [1, {MAX_THREADS}], got {num_threads}"
         )));
     }
-    if !(1..=MAX_PREFETCH).contains(&cfg.prefetch) {
+    if !(1..=MAX_PREFETCH).contains(&prefetch) {
         return Err(CoreError::Data(format!(
-            "prefetch must be in [1, {MAX_PREFETCH}] batches, got {}",
-            cfg.prefetch
+            "prefetch must be in [1, {MAX_PREFETCH}] batches, got {prefetch}"
         )));
     }
     Ok(())

@@ -20,9 +20,13 @@ use crate::data::image::folder::ImageFolder;
 use crate::data::image::job::{Job, IN_FLIGHT};
 use crate::data::image::pool::{BufferPool, PooledBuffer};
 use crate::data::image::transform::ImageSpec;
+use crate::data::loader::check_resources;
 use crate::data::sampler::Plan;
 use crate::data::Position;
 use crate::error::CoreError;
+
+/// Largest batch the loader allocates (f32 pixels of `batch_size` images).
+pub const MAX_BATCH_BYTES: u128 = 64 << 30;
 
 /// What to do with an image that cannot be read or decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +153,24 @@ impl ImageLoader {
             )));
         }
         cfg.spec.check()?;
+        check_resources(cfg.num_threads, cfg.prefetch)?;
+        // One batch is allocated whole (f32 pixels); refuse sizes no machine holds rather
+        // than abort on the allocation.
+        let bytes = (cfg.batch_size as u128)
+            * 3
+            * u128::from(cfg.spec.height)
+            * u128::from(cfg.spec.width)
+            * 4;
+        if bytes > MAX_BATCH_BYTES {
+            return Err(CoreError::Data(format!(
+                "batch_size={} at {}x{} needs {} GiB per batch (limit {} GiB): lower batch_size or image_size",
+                cfg.batch_size,
+                cfg.spec.height,
+                cfg.spec.width,
+                bytes >> 30,
+                MAX_BATCH_BYTES >> 30
+            )));
+        }
         let mut cfg = cfg;
         cfg.pin_memory = cfg.pin_memory && tch::Cuda::is_available();
         // Idle batch buffers kept: the prefetched batches, those being built and one the
