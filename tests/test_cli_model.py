@@ -72,3 +72,11 @@ def test_bad_source_is_one_line_exit_2(tmp_path, capsys):
     assert code == 2 and "_target_" in err
     code, _, err = run(capsys, "model", "test", "--device", "cpu", "--seq-len", "0")
     assert code == 2 and "--seq-len must be >= 1" in err
+    (tmp_path / "broken.yaml").write_text("_target_: torch.nn.Linear\nin_features: [1\n")
+    code, _, err = run(capsys, "model", "test", str(tmp_path / "broken.yaml"), "--device", "cpu")
+    assert code == 2 and f"{tmp_path / 'broken.yaml'}:3:1: not valid YAML" in err
+    assert len(err.strip().splitlines()) == 1
+    (tmp_path / "wrong.yaml").write_text("_target_: torch.nn.Linear\nin_features: 2\nnope: 1\n")
+    code, _, err = run(capsys, "model", "test", str(tmp_path / "wrong.yaml"), "--device", "cpu")
+    assert code == 2 and "cannot build torch.nn.Linear" in err and "nope" in err
+    assert len(err.strip().splitlines()) == 1

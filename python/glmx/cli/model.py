@@ -53,7 +53,10 @@ def build(source: str, allow_pickle: bool = False) -> Any:
         try:
             node = yaml.safe_load(p.read_text())
         except yaml.YAMLError as err:
-            raise ConfigError(f"{p}: not valid YAML: {err}") from None
+            mark = getattr(err, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+            what = getattr(err, "problem", None) or str(err)
+            raise ConfigError(f"{where}: not valid YAML: {' '.join(str(what).split())}") from None
         if (
             isinstance(node, dict)
             and "_target_" not in node
@@ -62,7 +65,12 @@ def build(source: str, allow_pickle: bool = False) -> Any:
             node = node["model"]
         if not isinstance(node, dict) or "_target_" not in node:
             raise ConfigError(f"{p}: expected a '_target_' node (or a 'model:' node with one)")
-        return instantiate(node)
+        try:
+            return instantiate(node)
+        except Exception as err:  # noqa: BLE001 - any failure of the user's target is theirs
+            # Instantiation errors carry the target and the cause on separate lines.
+            why = " ".join(str(err).split())
+            raise ConfigError(f"{p}: cannot build {node['_target_']}: {why}") from None
     if p.exists():
         from glmx.eval import load_model
 
