@@ -143,3 +143,20 @@ def test_project_api_on_the_hydra_tree(project):
     assert proj("model") is not model  # fresh objects per call
     assert "glmx.examples.MLPRegressor(" in proj.code("model")
     assert "tiny" not in proj.meta.description and proj.meta.configs
+
+
+def test_a_target_that_fails_to_build_is_one_line(tmp_path):
+    """The instantiation error and its cause on one line (plus Hydra's hint), exit 2."""
+    pytest.importorskip("transformers", reason="the image model is the vision extra")
+    r = subprocess.run(
+        [sys.executable, "-m", "glmx.train", "data=imagefolder", "model=hf_image"]
+        + ["trainer=cpu", f"data.root={tmp_path / 'missing'}", "extras.print_config=false"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 2, r.stderr
+    assert "Error in call to target 'glmx.models.HFImageClassifier'" in lines[0]
+    assert "missing/train is not a directory" in lines[0] and "HYDRA_FULL_ERROR" in lines[1]

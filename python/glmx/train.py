@@ -239,7 +239,9 @@ def run_console(entry: Any, prog: str) -> None:
     except GlmxError as err:
         if any(os.environ.get(v, "") not in ("", "0") for v in FULL_ERROR_ENV):
             raise
-        print(f"{prog}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        # One line: an instantiation error puts its cause on a second line, as Hydra's does.
+        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"{prog}: error: {type(err).__name__}: {text}", file=sys.stderr)
         print(
             "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",
             file=sys.stderr,
