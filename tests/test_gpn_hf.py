@@ -198,6 +198,14 @@ def test_export_a_glmx_run_directory(tmp_path):
     hf = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf").eval()
     assert hf.config.dilation_cycle == 4
     assert _max_diff(hf, module.model.eval(), _ids(seed=7)) <= 1e-5
+    # one checkpoint directory copied out of its run loads on its own
+    import shutil
+
+    shutil.copytree(run / "checkpoints" / "checkpoint-7", tmp_path / "shared" / "checkpoint-7")
+    alone = load_model(tmp_path / "shared" / "checkpoint-7", dilation_cycle=4)
+    with torch.no_grad():
+        ids = _ids(seed=7)
+        assert torch.equal(alone(ids), module.model.eval()(ids))
 
 
 def _broken(tmp_path, how):

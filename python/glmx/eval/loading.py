@@ -38,7 +38,8 @@ def load_model(
 ) -> torch.nn.Module:
     """A :class:`glmx.models.GPN` in eval mode from ``path``:
 
-    - a glmx run directory (its last checkpoint) or a ``checkpoints/checkpoint-<step>`` directory;
+    - a glmx run directory (its last checkpoint) or a ``checkpoint-<step>`` directory (also one
+      copied out of its run's ``checkpoints/``);
     - a Hugging Face GPN directory (``config.json`` + ``model.safetensors``, as
       ``gpn.model.GPNForMaskedLM.save_pretrained`` writes it, ``encoder="bytenet"``); the
       config gives the size, dilation cycle and bias;
@@ -134,6 +135,9 @@ def _from_glmx_checkpoint(p: Path) -> dict[str, torch.Tensor]:
 
     if p.name.startswith("checkpoint-") and p.parent.name == "checkpoints":
         manager, which = CheckpointManager(p.parent.parent), str(p)
+    elif (p / "checkpoint_manifest.json").is_file():
+        # one checkpoint directory copied out of its run (e.g. shared on its own)
+        manager, which = CheckpointManager(p.parent), str(p)
     else:
         manager, which = CheckpointManager(p), "last"
     try:
