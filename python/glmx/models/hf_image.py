@@ -81,10 +81,12 @@ def _from_hub(fn: Any, flavour: str, **kwargs: Any) -> Any:
     try:
         return fn(flavour, **kwargs)
     except Exception as err:  # noqa: BLE001 - any hub failure becomes one clear line
+        first = (str(err).strip().splitlines() or [""])[0]
+        cache = (str(cached_miss).strip().splitlines() or [""])[0]
+        detail = f"{type(err).__name__}: {first}" + (f" [cache: {cache}]" if cache != first else "")
         raise ConfigError(
             f"model_flavour {flavour!r} is not a local directory or in the Hugging Face cache "
-            f"({where}) and downloading it failed (offline?): {type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''} [cache: {cached_miss}]"
+            f"({where}) and downloading it failed (offline?): {detail}"
         ) from None
 
 
