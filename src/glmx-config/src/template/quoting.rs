@@ -73,6 +73,25 @@ fn plain_in_block(s: &str) -> bool {
         && !t.starts_with("- ")
 }
 
+/// True when `s` inside `[...]` reads back as comma-separated scalars: each item plain (no
+/// indicator, no `: `) or one complete quoted scalar without escapes; no line breaks,
+/// brackets, braces or comments anywhere.
+fn flow_scalars(s: &str) -> bool {
+    if s.trim().is_empty() || s.chars().any(|c| c.is_control() || "[]{}#".contains(c)) {
+        return false;
+    }
+    s.split(',').all(|item| {
+        let t = item.trim_matches(' ');
+        let quoted = |q: char| {
+            t.len() >= 2
+                && t.starts_with(q)
+                && t.ends_with(q)
+                && !t[1..t.len() - 1].contains([q, '\\'])
+        };
+        !t.is_empty() && (quoted('\'') || quoted('"') || !needs_quoting(t))
+    })
+}
+
 /// `s` as a YAML double-quoted scalar (every control character escaped).
 pub fn yaml_quote(s: &str) -> String {
     format!("\"{}\"", escape_double(s))
@@ -117,7 +136,8 @@ struct Block {
 /// Scanner state over the rendered text.
 struct Scan {
     mode: Mode,
-    flow: usize,
+    /// Open flow collections, innermost last (`[` or `{`).
+    flow: Vec<char>,
     block: Option<Block>,
     /// The current line so far (output text).
     line: String,
@@ -174,7 +194,7 @@ impl Scan {
         if self.mode == Mode::Comment {
             self.mode = Mode::Plain;
         }
-        if self.block.is_none() && self.mode == Mode::Plain && self.flow == 0 {
+        if self.block.is_none() && self.mode == Mode::Plain && self.flow.is_empty() {
             self.block = block_opener(&self.line);
         }
         self.line.clear();
@@ -222,7 +242,7 @@ pub fn finish(text: String) -> String {
     let mut out = String::with_capacity(text.len());
     let mut scan = Scan {
         mode: Mode::Plain,
-        flow: 0,
+        flow: Vec::new(),
         block: None,
         line: String::new(),
         escaped: false,
@@ -293,8 +313,12 @@ fn step(scan: &mut Scan, c: char, next: Option<char>) {
                     scan.mode = Mode::Comment
                 }
                 // A bracket inside a plain scalar (`name: a[0]`) is text, not a collection.
-                '[' | '{' if scan.flow > 0 || scan.quote_starts_scalar() => scan.flow += 1,
-                ']' | '}' if scan.flow > 0 => scan.flow -= 1,
+                '[' | '{' if !scan.flow.is_empty() || scan.quote_starts_scalar() => {
+                    scan.flow.push(c)
+                }
+                ']' | '}' if !scan.flow.is_empty() => {
+                    scan.flow.pop();
+                }
                 _ => {}
             },
             Mode::Double if c == '\\' => scan.escaped = true,
@@ -337,10 +361,12 @@ fn place(scan: &mut Scan, value: &str) -> String {
                 return value.to_string();
             }
             let at_scalar_start = line_start || scan.quote_starts_scalar();
-            let plain = if scan.flow > 0 {
-                !needs_quoting(value)
-            } else {
-                plain_in_block(value)
+            let plain = match scan.flow.last() {
+                // `[{{ sizes|join(', ') }}]`: Jinja2's way to write a list; items of scalars
+                // only, so a value still cannot add keys, nesting or tags.
+                Some('[') => !needs_quoting(value) || flow_scalars(value),
+                Some(_) => !needs_quoting(value),
+                None => plain_in_block(value),
             };
             if plain || (!at_scalar_start && !needs_quoting(value)) {
                 value.to_string()

@@ -90,7 +90,24 @@ fn value_in_block_scalar_is_indented_as_content() {
 #[test]
 fn plain_values_with_commas_stay_plain_outside_flow() {
     assert_eq!(render("d: {{ v }}\n", "A, B"), "d: A, B\n");
-    assert_eq!(render("d: [{{ v }}]\n", "A, B"), "d: [\"A, B\"]\n");
+    // inside `[...]` comma-separated scalars are items, as `[{{ xs|join(', ') }}]` means in
+    // Jinja2; anything that could nest, tag or comment is still one quoted item
+    assert_eq!(render("d: [{{ v }}]\n", "A, B"), "d: [A, B]\n");
+    assert_eq!(render("d: [{{ v }}]\n", "64, 'x y'"), "d: [64, 'x y']\n");
+    for v in [
+        "a, [b]",
+        "a, b: c",
+        "a, !!str b",
+        "a, &x b",
+        "a # c",
+        "a,\nb",
+        "'a, b",
+    ] {
+        assert_eq!(
+            parse(&render("d: [{{ v }}]\n", v))["d"],
+            serde_json::json!([v])
+        );
+    }
     assert_eq!(render("d: {a: {{ v }}}\n", "x}"), "d: {a: \"x}\"}\n");
     assert_eq!(
         render("f: {a: [1,\n  2], b: {{ v }}}\n", "x"),
@@ -194,9 +211,12 @@ mod prop {
                 prop_assert_eq!(&got, &want, "{:?} -> {:?}", text, out);
                 prop_assert_eq!(&doc["k"], &serde_json::json!(1), "{:?}", out);
                 if text.starts_with("n: [") {
-                    // one item (none for an empty or blank value, as in the reference engine)
-                    let len = doc["n"].as_array().map(Vec::len);
-                    prop_assert!(len == Some(1) || (v.trim().is_empty() && len == Some(0)), "{:?}", out);
+                    // scalar items only: one, or several split at the value's commas (none
+                    // for an empty or blank value, as in the reference engine)
+                    let items = doc["n"].as_array().cloned().unwrap_or_default();
+                    prop_assert!(items.iter().all(|i| !i.is_array() && !i.is_object()), "{:?}", out);
+                    let len = items.len();
+                    prop_assert!(len == 1 || v.contains(',') || (v.trim().is_empty() && len == 0), "{:?}", out);
                 }
             }
         }
