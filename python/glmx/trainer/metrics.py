@@ -103,6 +103,10 @@ class MetricsCollector:
     computed_at: dict[str, int] = field(default_factory=dict)
     _epoch: dict[str, _EpochAccumulator] = field(default_factory=dict)
     _prog_bar_names: set[str] = field(default_factory=set)
+    # `<name>_epoch` -> `<name>` for values logged with on_step and on_epoch: Lightning keeps
+    # the bare name in callback_metrics too (the step value, then the epoch value), loggers
+    # receive only the suffixed names
+    _forked: dict[str, str] = field(default_factory=dict)
 
     def log(
         self,
@@ -127,11 +131,16 @@ class MetricsCollector:
             tensor /= dist.get_world_size()
         step_name = f"{name}_step" if on_step and on_epoch else name
         epoch_name = f"{name}_epoch" if on_step and on_epoch else name
+        if on_step and on_epoch:
+            self._forked[epoch_name] = name
         if on_step:
             if logger:
                 self.step_values[step_name] = tensor
             self.callback_metrics[step_name] = tensor
             self.computed_at[step_name] = self.step
+            if on_epoch:
+                self.callback_metrics[name] = tensor
+                self.computed_at[name] = self.step
             if prog_bar:
                 self.progress_bar[step_name] = tensor
         if on_epoch:
@@ -162,6 +171,14 @@ class MetricsCollector:
         self.callback_metrics.update(values)
         for name in values:
             self.computed_at[name] = self.step
+            bare = self._forked.get(name)
+            if bare is not None:
+                self.callback_metrics[bare] = values[name]
+                self.computed_at[bare] = self.step
+                if not self.stage.startswith("train"):
+                    # as Lightning: an evaluation's step values end with its epoch
+                    self.callback_metrics.pop(f"{bare}_step", None)
+                    self.computed_at.pop(f"{bare}_step", None)
         for name in self._prog_bar_names & set(values):
             self.progress_bar[name] = values[name]
         return values

@@ -1,0 +1,140 @@
+"""Trainer details checked against Lightning: the same tiny model and arguments run under glmx
+and under Lightning (the `lightning` package of the bench extra), and what a callback or logger
+sees must agree."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import glmx
+import glmx.trainer
+
+L = pytest.importorskip("lightning", reason="lightning (bench extra) is the reference")
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _loaders(n_train: int = 4, n_val: int = 2):
+    g = torch.Generator().manual_seed(0)
+    tr = TensorDataset(torch.randn(n_train, 4, generator=g), torch.randn(n_train, 1, generator=g))
+    va = TensorDataset(torch.randn(n_val, 4, generator=g), torch.randn(n_val, 1, generator=g))
+    return DataLoader(tr, batch_size=1), DataLoader(va, batch_size=1)
+
+
+def _net(kind: str, log_kwargs: dict | None = None, val_kwargs: dict | None = None):
+    base = glmx.Module if kind == "glmx" else L.LightningModule
+
+    class Net(base):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            self.log("train_loss", loss, **(log_kwargs or {}))
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y), **(val_kwargs or {}))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    return Net()
+
+
+def _trainer(kind: str, root, **kw):
+    kw.setdefault("enable_progress_bar", False)
+    kw.setdefault("enable_model_summary", False)
+    if kind == "glmx":
+        return glmx.Trainer(
+            accelerator="cpu", default_root_dir=root, enable_job_control=False, **kw
+        )
+    return L.Trainer(accelerator="cpu", devices=1, default_root_dir=root, **kw)
+
+
+def _floats(metrics: dict) -> dict[str, float]:
+    return {k: round(float(v), 6) for k, v in metrics.items()}
+
+
+def _logger(kind: str, records: list[set[str]]):
+    if kind == "glmx":
+
+        class Rec(glmx.trainer.Logger):
+            def log_metrics(self, metrics, step, epoch):
+                records.append({k for k in metrics if "loss" in k})
+
+        return Rec()
+
+    class LRec(L.pytorch.loggers.Logger):
+        name = "rec"
+        version = "0"
+
+        def log_hyperparams(self, params, *args, **kwargs):
+            pass
+
+        def log_metrics(self, metrics, step=None):
+            records.append({k for k in metrics if "loss" in k})
+
+    return LRec()
+
+
+def _run_step_epoch(kind: str, root):
+    seen: list[tuple[str, dict[str, float]]] = []
+    records: list[set[str]] = []
+    base = glmx.Callback if kind == "glmx" else L.Callback
+
+    class Watch(base):
+        def on_train_batch_end(self, trainer, module, *args):
+            seen.append(("batch", _floats(trainer.callback_metrics)))
+
+        def on_validation_end(self, trainer, module):
+            seen.append(("val", _floats(trainer.callback_metrics)))
+
+    ES = glmx.EarlyStopping if kind == "glmx" else L.pytorch.callbacks.EarlyStopping
+    MC = glmx.ModelCheckpoint if kind == "glmx" else L.pytorch.callbacks.ModelCheckpoint
+    both = dict(on_step=True, on_epoch=True)
+    trainer = _trainer(
+        kind,
+        root,
+        max_epochs=2,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+        logger=_logger(kind, records),
+        callbacks=[
+            Watch(),
+            ES(monitor="train_loss", patience=5),
+            MC(dirpath=root / "ck", monitor="val_loss", save_top_k=1),
+        ],
+    )
+    trainer.fit(_net(kind, both, both), *_loaders())
+    logged = set().union(*records)
+    return seen, _floats(trainer.callback_metrics), logged
+
+
+def test_on_step_and_on_epoch_keep_the_bare_name_as_lightning(tmp_path):
+    ref = _run_step_epoch("lightning", tmp_path / "l")
+    got = _run_step_epoch("glmx", tmp_path / "g")
+    assert "train_loss" in got[1] and "val_loss" in got[1]
+    assert got[0] == ref[0]  # per batch and after validation: names and values
+    assert got[1] == ref[1]
+    # loggers receive only the suffixed names (Lightning also logs each validation batch's
+    # `val_loss_step` at its own step counter; glmx logs no per-batch evaluation values)
+    assert got[2] == ref[2] - {"val_loss_step"}
+    assert got[2] == {"train_loss_step", "train_loss_epoch", "val_loss_epoch"}
+    assert not math.isnan(got[1]["train_loss"])
