@@ -223,7 +223,7 @@ fn format_value(
         {
             pyrepr::write_repr(out, value)
         }
-        None => write!(out, "{value}"),
+        None => pyrepr::write_scalar(out, value),
     };
     written.map_err(minijinja::Error::from)
 }
