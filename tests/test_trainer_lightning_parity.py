@@ -138,3 +138,65 @@ def test_on_step_and_on_epoch_keep_the_bare_name_as_lightning(tmp_path):
     assert got[2] == ref[2] - {"val_loss_step"}
     assert got[2] == {"train_loss_step", "train_loss_epoch", "val_loss_epoch"}
     assert not math.isnan(got[1]["train_loss"])
+
+
+def _run_logged(kind: str, root):
+    base = glmx.Module if kind == "glmx" else L.LightningModule
+
+    class Net(base):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            self.log("train_loss", loss)
+            self.log("acc", loss * 2, on_step=True, on_epoch=True)
+            self.log("hidden", loss * 3, on_step=False, on_epoch=True, logger=False)
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    records: list[set[str]] = []
+    trainer = _trainer(
+        kind,
+        root,
+        max_epochs=2,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        logger=_logger(kind, records),
+    )
+    trainer.fit(Net(), *_loaders())
+    return _floats(trainer.logged_metrics), set().union(*records)
+
+
+def test_logged_metrics_as_lightning(tmp_path):
+    ref, ref_sent = _run_logged("lightning", tmp_path / "l")
+    got, got_sent = _run_logged("glmx", tmp_path / "g")
+    assert got == ref
+    assert "hidden" not in got and "hidden" not in got_sent  # logger=False: callbacks only
+    assert got_sent == ref_sent
+
+
+def test_interrupted_after_a_failed_fit(tmp_path):
+    for kind in ("lightning", "glmx"):
+
+        class Boom(_net(kind).__class__):
+            def training_step(self, batch, batch_idx):
+                if batch_idx == 2:
+                    raise ValueError("boom")
+                return super().training_step(batch, batch_idx)
+
+        trainer = _trainer(kind, tmp_path / kind, max_epochs=1, logger=False)
+        assert trainer.interrupted is False
+        with pytest.raises(ValueError, match="boom"):
+            trainer.fit(Boom(), _loaders()[0])
+        assert trainer.interrupted is True, kind

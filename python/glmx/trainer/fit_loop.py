@@ -181,6 +181,7 @@ class FitLoop:
 
             checkpointing.restore(t, model, ckpt_path)
         self.running = True
+        t.interrupted = False
         try:
             t._call("on_fit_start")
             self._sanity_check()
@@ -194,6 +195,7 @@ class FitLoop:
         except BaseException as err:
             # Keep what is on disk consistent (pending async checkpoint, open event files) and
             # report the failure to callbacks (Lightning's `on_exception`), then re-raise.
+            t.interrupted = True
             stages.wait_for_checkpoints(t)
             t._call("on_exception", err)
             raise

@@ -101,6 +101,11 @@ class MetricsCollector:
     callback_metrics: dict[str, float | torch.Tensor] = field(default_factory=dict)
     # name -> the global step its callback value was computed at (never carried forward)
     computed_at: dict[str, int] = field(default_factory=dict)
+    # what `self.log(..., logger=True)` sent to loggers, latest value per name (Lightning's
+    # `trainer.logged_metrics`)
+    logged: dict[str, float | torch.Tensor] = field(default_factory=dict)
+    # epoch names logged with logger=False: callback metrics only, never sent to loggers
+    _not_logged: set[str] = field(default_factory=set)
     _epoch: dict[str, _EpochAccumulator] = field(default_factory=dict)
     _prog_bar_names: set[str] = field(default_factory=set)
     # `<name>_epoch` -> `<name>` for values logged with on_step and on_epoch: Lightning keeps
@@ -136,6 +141,7 @@ class MetricsCollector:
         if on_step:
             if logger:
                 self.step_values[step_name] = tensor
+                self.logged[step_name] = tensor
             self.callback_metrics[step_name] = tensor
             self.computed_at[step_name] = self.step
             if on_epoch:
@@ -155,6 +161,8 @@ class MetricsCollector:
                 acc.add(tensor.double(), weight)
             if prog_bar:
                 self._prog_bar_names.add(epoch_name)
+            if not logger:
+                self._not_logged.add(epoch_name)
         if not logger:
             self.step_values.pop(step_name, None)
 
@@ -165,9 +173,11 @@ class MetricsCollector:
         return values
 
     def finish_epoch(self) -> dict[str, float]:
-        """Reduce the epoch accumulators; the results also become callback metrics."""
+        """Reduce the epoch accumulators; the results become callback metrics. Returns the
+        ones logged with ``logger=True`` (what loggers receive)."""
         values = {name: acc.compute() for name, acc in self._epoch.items()}
         self._epoch.clear()
+        not_logged, self._not_logged = self._not_logged, set()
         self.callback_metrics.update(values)
         for name in values:
             self.computed_at[name] = self.step
@@ -181,13 +191,16 @@ class MetricsCollector:
                     self.computed_at.pop(f"{bare}_step", None)
         for name in self._prog_bar_names & set(values):
             self.progress_bar[name] = values[name]
-        return values
+        to_log = {k: v for k, v in values.items() if k not in not_logged}
+        self.logged.update(to_log)
+        return to_log
 
     def clear(self) -> None:
         """Forget every callback and progress-bar value (after the sanity check)."""
         self.callback_metrics.clear()
         self.progress_bar.clear()
         self.computed_at.clear()
+        self.logged.clear()
 
     def metrics_at(self, step: int) -> dict[str, float]:
         """Callback metrics computed at ``step``, as floats."""

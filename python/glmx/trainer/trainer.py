@@ -167,7 +167,10 @@ class Trainer:
             callback_metrics=self._metrics_train.callback_metrics,
             progress_bar=self._metrics_train.progress_bar,
             computed_at=self._metrics_train.computed_at,
+            logged=self._metrics_train.logged,
         )
+        # Lightning's `trainer.interrupted`: the last fit ended with an exception
+        self.interrupted = False
         self._metrics = self._metrics_train
         self._hook_cache: dict[str, list[Any]] = {}
         self._hook_key: tuple[int, int] | None = None
@@ -281,6 +284,11 @@ class Trainer:
     def callback_metrics(self) -> dict[str, Any]:
         """Latest value of every logged metric."""
         return self._metrics_train.callback_metrics
+
+    @property
+    def logged_metrics(self) -> dict[str, Any]:
+        """Latest value of every metric ``self.log`` sent to loggers (``logger=True``)."""
+        return self._metrics_train.logged
 
     @property
     def progress_bar_metrics(self) -> dict[str, float]:
