@@ -385,7 +385,7 @@ impl<'a> Interpolator<'a> {
                     _ => Ok(args.get(1).cloned().unwrap_or(Node::Null)),
                 }
             }
-            "oc.create" | "oc.decode" => Ok(args.into_iter().next().unwrap_or(Node::Null)),
+            "oc.decode" | "oc.create" => decode(name, args.into_iter().next()),
             "oc.dict.keys" | "oc.dict.values" => {
                 let key = args.first().map(Node::to_py_str).unwrap_or_default();
                 let target = self.target_path(&key, path);
@@ -424,6 +424,30 @@ impl<'a> Interpolator<'a> {
     }
 }
 
+/// `oc.decode` / `oc.create` of a string: read it as a value in the override grammar
+/// (`"[1, 2]"` is a list, `"123"` an int, `"{a: 1}"` a mapping, `"true"` a bool), as
+/// OmegaConf does; `null` stays null, and `oc.create` passes a list or mapping through.
+fn decode(name: &str, arg: Option<Node>) -> Result<Node> {
+    match arg {
+        None | Some(Node::Null) => Ok(Node::Null),
+        Some(Node::Str(text)) => {
+            let parsed = crate::overrides::parse_override(&format!("decoded={text}"));
+            match parsed.map(|o| o.value) {
+                Ok(Some(crate::overrides::Value::Node(node))) => Ok(node),
+                _ => Err(ConfigError::Interpolation(format!(
+                    "{name}: cannot decode {text:?} as a value (a number, bool, null, quoted \
+                     string, [list] or {{mapping}})"
+                ))),
+            }
+        }
+        Some(node @ (Node::List(_) | Node::Map(_))) if name == "oc.create" => Ok(node),
+        Some(other) => Err(ConfigError::Interpolation(format!(
+            "{name} takes a string, got {}",
+            crate::overrides::node_text(&other)
+        ))),
+    }
+}
+
 /// Resolves every interpolation of `root` (keys in `skip` left out).
 pub fn resolve(root: &Node, custom: &mut dyn Resolvers, skip: &[&str]) -> Result<Node> {
     Interpolator::new(root, custom).resolve_all(skip)
@@ -456,5 +480,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("Missing mandatory value: m.n"), "{e}");
+    }
+
+    #[test]
+    fn decode_and_create_read_values_as_omegaconf_does() {
+        let t = tree(concat!(
+            "l: '${oc.decode:\"[1, 2]\"}'\n",
+            "i: '${oc.decode:\"123\"}'\n",
+            "b: '${oc.decode:${s}}'\n",
+            "s: 'true'\n",
+            "m: \"${oc.create:'{a: 1}'}\"\n",
+            "c: '${oc.create:${x}}'\n",
+            "x: {k: v}\n",
+            "n: '${oc.decode:null}'\n",
+        ));
+        let r = resolve(&t, &mut NoResolvers, &[]).unwrap();
+        let want = tree(
+            "l: [1, 2]\ni: 123\nb: true\ns: 'true'\nm: {a: 1}\nc: {k: v}\nx: {k: v}\nn: null\n",
+        );
+        assert_eq!(r, want);
+        let e = resolve(&tree("d: '${oc.decode:\"[1,\"}'"), &mut NoResolvers, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("oc.decode: cannot decode"), "{e}");
     }
 }
