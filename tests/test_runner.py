@@ -50,7 +50,9 @@ def test_run_writes_hydra_dir(tmp_path: Path) -> None:
     cfg = seen["cfg"]
     assert cfg.db.driver == "postgres" and cfg["db"]["engine"]["speed"] == 10
     meta = tmp_path / "run" / ".hydra"
-    assert yaml.safe_load((meta / "overrides.yaml").read_text())[-1] == "db=postgres"
+    written = yaml.safe_load((meta / "overrides.yaml").read_text())
+    assert written[-1] == "db=postgres"
+    assert not any(o.startswith("hydra") for o in written), "hydra.* overrides are Hydra's own"
     assert yaml.safe_load((meta / "config.yaml").read_text())["db"]["driver"] == "postgres"
     hydra_cfg = yaml.safe_load((meta / "hydra.yaml").read_text())["hydra"]
     assert hydra_cfg["runtime"]["output_dir"] == str(tmp_path / "run")

@@ -120,8 +120,19 @@ def _write_run_files(out: Path, composed: Any, overrides: list[str], subdir: str
     hydra_node = raw.pop("hydra", {})
     (meta / "config.yaml").write_text(_dump(raw))
     (meta / "hydra.yaml").write_text(_dump({"hydra": composed.resolve(resolvers(), [])["hydra"]}))
-    (meta / "overrides.yaml").write_text(_dump(list(overrides)))
+    (meta / "overrides.yaml").write_text(_dump(task_overrides(overrides)))
     del hydra_node
+
+
+def task_overrides(overrides: list[str]) -> list[str]:
+    """The overrides of the job itself, as Hydra writes them to ``overrides.yaml``: those of
+    ``hydra.*`` keys and ``hydra/`` groups (``hydra.run.dir=...``) are Hydra's own."""
+    out = []
+    for o in overrides:
+        key = o.lstrip("+~").split("=", 1)[0].split("@", 1)[0].strip()
+        if key != "hydra" and not key.startswith(("hydra.", "hydra/")):
+            out.append(o)
+    return out
 
 
 def _run_job(task_fn: Callable[[Any], Any], composed: Any, overrides: list[str]) -> Any:
