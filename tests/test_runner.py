@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,10 @@ def test_cfg_job_in_a_fresh_process_does_not_import_torch(tmp_path: Path) -> Non
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "driver: mysql" in proc.stdout
+
+
+def test_job_chdir_true_runs_inside_the_output_dir(tmp_path: Path) -> None:
+    here = os.getcwd()
+    seen = runner.run(lambda cfg: os.getcwd(), _args(tmp_path, "hydra.job.chdir=true"))
+    assert seen == str(tmp_path / "run") and os.getcwd() == here
+    assert runner.run(lambda cfg: os.getcwd(), _args(tmp_path)) == here

@@ -151,9 +151,16 @@ def _run_job(task_fn: Callable[[Any], Any], composed: Any, overrides: list[str])
     # while a later job in this process (a sweep, a notebook) composes its own.
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(out)
+    # hydra.job.chdir=true: the job runs inside its output directory, as in Hydra (the
+    # default, null, keeps the working directory, as Hydra 1.2+ does).
+    home = os.getcwd() if (hydra_cfg.get("job") or {}).get("chdir") is True else None
+    if home is not None:
+        os.chdir(out)
     try:
         return task_fn(to_config(resolved))
     finally:
+        if home is not None:
+            os.chdir(home)
         if previous is None:
             os.environ.pop(RUN_DIR_ENV, None)
         else:
