@@ -95,3 +95,17 @@ def test_job_chdir_true_runs_inside_the_output_dir(tmp_path: Path) -> None:
     seen = runner.run(lambda cfg: os.getcwd(), _args(tmp_path, "hydra.job.chdir=true"))
     assert seen == str(tmp_path / "run") and os.getcwd() == here
     assert runner.run(lambda cfg: os.getcwd(), _args(tmp_path)) == here
+
+
+def test_strings_that_read_as_floats_or_bools_stay_quoted(tmp_path: Path, capsys) -> None:
+    """`--cfg job` and .hydra/config.yaml read back as the same config (Hydra quotes these)."""
+    tree = tmp_path / "conf"
+    tree.mkdir()
+    (tree / "train.yaml").write_text("s: '1e-3'\nb: 'y'\nl: [a, '1e5']\nf: 1e-3\n")
+    args = ["-cp", str(tree), "-cn", "train", f"hydra.run.dir={tmp_path}/run"]
+    runner.run(lambda cfg: None, [*args, "--cfg", "job"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == {"s": "1e-3", "b": "y", "l": ["a", "1e5"], "f": 0.001}
+    runner.run(lambda cfg: None, args)
+    written = (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
+    assert "s: '1e-3'" in written and "b: 'y'" in written

@@ -79,9 +79,43 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _dump(data: Any) -> str:
+    """YAML as Hydra writes it: a string that Hydra's reader would take for a float (``1e-3``)
+    or a bool (``y``) is quoted, so ``.hydra/config.yaml`` and ``--cfg`` read back the same."""
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.dump(
+        data,
+        Dumper=_hydra_dumper(),
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+    )
+
+
+def _hydra_dumper() -> Any:
+    import re
+
+    import yaml
+
+    class HydraDumper(yaml.SafeDumper):
+        """PyYAML's safe dumper plus OmegaConf's extra float and bool spellings."""
+
+    HydraDumper.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+            |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+            |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+            re.X,
+        ),
+        list("-+0123456789."),
+    )
+    HydraDumper.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN")
+    )
+    return HydraDumper
 
 
 def _job_part(composed: Any, which: str, resolve: bool) -> dict[str, Any]:
