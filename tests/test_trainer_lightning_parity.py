@@ -200,3 +200,37 @@ def test_interrupted_after_a_failed_fit(tmp_path):
         with pytest.raises(ValueError, match="boom"):
             trainer.fit(Boom(), _loaders()[0])
         assert trainer.interrupted is True, kind
+
+
+def _batch_end_outputs(kind: str, root, returns: str):
+    seen: list = []
+    base = glmx.Callback if kind == "glmx" else L.Callback
+
+    class Keep(base):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if kind == "glmx" and returns != "dict":
+                # glmx keeps a bare loss a tensor and None as None (Lightning: {"loss": ...}, {})
+                outputs = {} if outputs is None else {"loss": outputs}
+            seen.append({k: (v.requires_grad, round(float(v), 6)) for k, v in outputs.items()})
+
+    class Net(_net(kind).__class__):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            if returns == "none":
+                return None
+            return loss if returns == "tensor" else {"loss": loss, "extra": loss * 2}
+
+    trainer = _trainer(
+        kind, root, max_epochs=1, logger=False, enable_checkpointing=False, callbacks=[Keep()]
+    )
+    trainer.fit(Net(), _loaders()[0])
+    return seen
+
+
+@pytest.mark.parametrize("returns", ["tensor", "dict", "none"])
+def test_train_batch_end_outputs_are_detached_as_lightning(tmp_path, returns):
+    ref = _batch_end_outputs("lightning", tmp_path / "l", returns)
+    got = _batch_end_outputs("glmx", tmp_path / "g", returns)
+    assert got == ref
+    if returns != "none":
+        assert all(out["loss"][0] is False for out in got)

@@ -329,8 +329,10 @@ class FitLoop:
             self.epoch_exhausted = True
         metrics.step = self.global_step
         self.done_through = "batch"
-        for fn in self._on_batch_end:
-            fn(out, batch, batch_idx)
+        if self._on_batch_end:
+            outputs = _batch_end_outputs(out, loss)
+            for fn in self._on_batch_end:
+                fn(outputs, batch, batch_idx)
         if stepped and t.is_log_step(self.global_step):
             self._log_step(batch)
         self._after_batch_hooks(is_last)
@@ -483,3 +485,14 @@ def _overrides(module: Any, hook: str) -> bool:
     from glmx.trainer.module import Module
 
     return getattr(type(module), hook, None) is not getattr(Module, hook, None)
+
+
+def _batch_end_outputs(out: Any, loss: Any) -> Any:
+    """What ``on_train_batch_end`` receives: ``training_step``'s output with the loss detached,
+    as Lightning passes it (a callback that keeps outputs must not keep the autograd graph
+    alive). Unlike Lightning, a bare loss stays a tensor and ``None`` stays ``None``."""
+    if not isinstance(loss, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        return {**out, "loss": loss.detach()}
+    return loss.detach()
