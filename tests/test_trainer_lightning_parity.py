@@ -52,6 +52,10 @@ def _net(kind: str, log_kwargs: dict | None = None, val_kwargs: dict | None = No
             x, y = batch
             self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y), **(val_kwargs or {}))
 
+        def test_step(self, batch, batch_idx):
+            x, y = batch
+            self.log("test_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.05)
 
@@ -234,3 +238,26 @@ def test_train_batch_end_outputs_are_detached_as_lightning(tmp_path, returns):
     assert got == ref
     if returns != "none":
         assert all(out["loss"][0] is False for out in got)
+
+
+def _best_without_monitor(kind: str, root):
+    MC = glmx.ModelCheckpoint if kind == "glmx" else L.pytorch.callbacks.ModelCheckpoint
+    mc = MC(dirpath=root / "ck")
+    trainer = _trainer(kind, root, max_epochs=2, logger=False, callbacks=[mc])
+    train, val = _loaders()
+    trainer.fit(_net(kind), train, val)
+    assert mc.best_model_path, kind
+    step = int(
+        mc.best_model_path.rstrip("/")
+        .split("step=" if kind == "lightning" else "-")[-1]
+        .split(".")[0]
+    )
+    result = trainer.test(_net(kind), val, ckpt_path="best", verbose=False)
+    return step, result
+
+
+def test_best_model_path_without_monitor_is_the_latest_save(tmp_path):
+    ref_step, ref = _best_without_monitor("lightning", tmp_path / "l")
+    got_step, got = _best_without_monitor("glmx", tmp_path / "g")
+    assert got_step == ref_step == 8
+    assert [_floats(r) for r in got] == [_floats(r) for r in ref]

@@ -90,6 +90,8 @@ def _manager_for(
 ) -> tuple[CheckpointManager, str]:
     for cb in trainer.callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.manager is not None:
+            if str(ckpt_path) == "best" and not cb.monitor and cb.best_model_path:
+                return cb.manager, cb.best_model_path  # no monitor: the latest save (Lightning)
             if str(ckpt_path) in ("last", "best"):
                 return cb.manager, str(ckpt_path)
     if str(ckpt_path) in ("last", "best"):
@@ -248,6 +250,9 @@ class ModelCheckpoint(Callback):
             self.last_saved_step = previous
             raise
         self.last_model_path = str(path)
+        if not self.monitor and self.save_top_k != 0:
+            # Lightning: without a monitor the latest kept checkpoint is the best one
+            self.best_model_path = str(path)
 
     def _monitor_missing(self, trainer: Trainer) -> bool:
         """Whether the monitored metric was not computed at this step. Never logged although
