@@ -86,12 +86,19 @@ fn convert(n: &YNode, file: &str, anchors: &mut Anchors) -> Result<Node> {
                 }
                 m.insert(key, value);
             }
+            // PyYAML (so OmegaConf) puts merged keys first, in order of first appearance, the
+            // first merged mapping winning over later ones; then the mapping's own keys, which
+            // override values in place.
+            let mut out = Map::with_capacity(m.len());
             for x in merged {
                 for (k, v) in x {
-                    m.entry(k).or_insert(v);
+                    out.entry(k).or_insert(v);
                 }
             }
-            Node::Map(m)
+            for (k, v) in m {
+                out.insert(k, v);
+            }
+            Node::Map(out)
         }
         YKind::Alias(id) => match anchors.nodes.get(id) {
             Some((v, size)) => {
@@ -254,5 +261,22 @@ mod tests {
         let n = load("a: &x {k: 1, j: 2}\nb:\n  <<: *x\n  j: 3\n", "t").unwrap();
         let want = load("a: {k: 1, j: 2}\nb: {j: 3, k: 1}\n", "t").unwrap();
         assert_eq!(n, want);
+        // key order as PyYAML (so Hydra) gives it: merged keys first, first source wins
+        let keys = |n: &Node, at: &str| match n {
+            Node::Map(m) => match m.get(at) {
+                Some(Node::Map(x)) => x.keys().cloned().collect::<Vec<_>>().join(","),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        assert_eq!(keys(&n, "b"), "k,j");
+        let text = "a: &a {p: 1, q: 1}\nc: &c {q: 2, r: 2}\nm: {z: 0, <<: [*a, *c]}\n";
+        let n = load(text, "t").unwrap();
+        assert_eq!(keys(&n, "m"), "p,q,r,z");
+        let Node::Map(root) = &n else { panic!() };
+        let Some(Node::Map(m)) = root.get("m") else {
+            panic!()
+        };
+        assert_eq!(m.get("q"), Some(&Node::Int(1)));
     }
 }
