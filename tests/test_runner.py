@@ -109,3 +109,14 @@ def test_strings_that_read_as_floats_or_bools_stay_quoted(tmp_path: Path, capsys
     runner.run(lambda cfg: None, args)
     written = (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
     assert "s: '1e-3'" in written and "b: 'y'" in written
+
+
+def test_mode_multirun_in_the_config_sweeps_without_dash_m(tmp_path: Path) -> None:
+    """`hydra: {mode: MULTIRUN}` (as hparams_search configs write it): `x=1,2` sweeps, as in
+    Hydra, instead of being refused as ambiguous."""
+    tree = tmp_path / "conf"
+    tree.mkdir()
+    (tree / "train.yaml").write_text("x: 0\nhydra:\n  mode: MULTIRUN\n")
+    args = ["-cp", str(tree), "-cn", "train", f"hydra.sweep.dir={tmp_path}/sweep", "x=1,2"]
+    assert runner.run(lambda cfg: cfg.x, args) == [1, 2]
+    assert (tmp_path / "sweep" / "multirun.yaml").is_file()

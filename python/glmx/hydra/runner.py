@@ -224,9 +224,13 @@ def _config_mode_multirun(name: str, overrides: list[str], sp: list[tuple[str, s
     """``hydra.mode: MULTIRUN`` written in the config (hparams_search configs set it) makes a
     sweep without ``-m``, as in Hydra."""
     from glmx import _config
+    from glmx.errors import GlmxError
 
-    raw = _config.compose_config(name, sp, list(overrides), True, False)
-    return raw.select("hydra.mode", resolvers()) == "MULTIRUN"
+    try:
+        raw = _config.compose_config(name, sp, list(overrides), True, True)
+        return raw.select("hydra.mode", resolvers()) == "MULTIRUN"
+    except GlmxError:  # the run's own compose reports it, with the usual context
+        return False
 
 
 def run(
@@ -257,14 +261,17 @@ def run(
             print(_dump(_job_part(composed, args.cfg, args.resolve)), end="")
         return None
     reset_clock()
+    # hydra.mode: MULTIRUN in the config sweeps without -m: decided before any single-run
+    # compose, which would refuse `x=1,2` as ambiguous.
+    if not args.multirun:
+        args.multirun = _config_mode_multirun(name, overrides, search_path(cdir, args.config_dir))
     submitted = _maybe_submit(args, name, cdir, overrides, common, config_name, str(config_path))
     if submitted is not None:
         return submitted
     if not args.multirun:
         reuse = os.environ.get(RUN_DIR_ENV)
         composed = compose_raw(name, overrides, cdir, output_dir=reuse, **common)
-        if not _config_mode_multirun(name, overrides, search_path(cdir, args.config_dir)):
-            return _run_job(task_fn, composed, overrides)
+        return _run_job(task_fn, composed, overrides)
     from glmx import _config
     from glmx.hydra import optuna_sweeper
 
