@@ -261,3 +261,40 @@ def test_best_model_path_without_monitor_is_the_latest_save(tmp_path):
     got_step, got = _best_without_monitor("glmx", tmp_path / "g")
     assert got_step == ref_step == 8
     assert [_floats(r) for r in got] == [_floats(r) for r in ref]
+
+
+def _modes(kind: str, root, with_val: bool):
+    seen: list[tuple] = []
+
+    class Net(_net(kind).__class__):
+        def __init__(self):
+            super().__init__()
+            self.drop = torch.nn.Dropout(0.5)
+            self.drop.eval()  # the user froze a submodule
+
+        def training_step(self, batch, batch_idx):
+            seen.append(("train", self.training, self.drop.training))
+            return super().training_step(batch, batch_idx)
+
+        def validation_step(self, batch, batch_idx):
+            seen.append(("val", self.training, self.drop.training))
+            return super().validation_step(batch, batch_idx)
+
+        def predict_step(self, batch, batch_idx, dataloader_idx=0):
+            return self.net(batch[0])
+
+    train, val = _loaders(2, 1)
+    trainer = _trainer(kind, root, max_epochs=2, logger=False, enable_checkpointing=False)
+    model = Net()
+    trainer.fit(model, train, val if with_val else None)
+    trainer.predict(model, val)
+    seen.append(("after", model.training, model.drop.training))
+    return [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s]
+
+
+@pytest.mark.parametrize("with_val", [True, False])
+def test_submodule_modes_survive_fit_and_evaluation_as_lightning(tmp_path, with_val):
+    ref = _modes("lightning", tmp_path / "l", with_val)
+    got = _modes("glmx", tmp_path / "g", with_val)
+    assert got == ref
+    assert ("train", True, False) in got

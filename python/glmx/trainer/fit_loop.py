@@ -185,7 +185,9 @@ class FitLoop:
         try:
             t._call("on_fit_start")
             self._sanity_check()
-            model.train()
+            # no model.train() here: as Lightning, training runs in the modes the user left
+            # (a frozen BatchNorm stays in eval mode); evaluations restore every submodule's
+            # flag afterwards
             t._call("on_train_start")
             while not self.done():
                 self._run_epoch()

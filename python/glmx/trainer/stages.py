@@ -92,6 +92,19 @@ def teardown(trainer: Trainer, model: Module, stage: str) -> None:
         lg.finalize()
 
 
+def capture_modes(module: torch.nn.Module) -> dict[str, bool]:
+    """The ``training`` flag of every submodule (Lightning's ``_ModuleMode.capture``), so an
+    evaluation gives back a submodule the user froze with ``.eval()`` still in eval mode."""
+    return {name: mod.training for name, mod in module.named_modules()}
+
+
+def restore_modes(module: torch.nn.Module, modes: dict[str, bool]) -> None:
+    """Put back the flags :func:`capture_modes` recorded (submodules added since: as they are)."""
+    for name, mod in module.named_modules():
+        if name in modes:
+            mod.training = modes[name]
+
+
 def eval_epoch(
     trainer: Trainer, stage: str, loaders: list[Any], limit: int | None, log_values: bool = True
 ) -> dict[str, float]:
@@ -104,7 +117,7 @@ def eval_epoch(
     trainer._metrics = metrics
     metrics.stage = stage
     metrics.step = trainer.global_step
-    was_training = module.training
+    modes = capture_modes(module)
     # Lightning's `num_val_batches` / `num_test_batches`: per loader, inf when unknown
     counts = [_eval_batches(loader, limit) for loader in loaders]
     setattr(trainer, "num_val_batches" if stage == "validation" else "num_test_batches", counts)
@@ -129,7 +142,7 @@ def eval_epoch(
             trainer.log_metrics_now(values)
         trainer._call(f"on_{stage}_end")
     finally:
-        module.train(was_training)
+        restore_modes(module, modes)
         trainer._metrics = trainer._metrics_train
     return values
 
@@ -212,6 +225,7 @@ def run_predict(
             "Trainer.predict() needs data: pass dataloaders= or a datamodule with predict_dataloader"
         )
     limit = parse_limit(trainer.limit_predict_batches, loaders[0], "limit_predict_batches")
+    modes = capture_modes(model)
     model.eval()
     outputs = []
     try:
@@ -223,6 +237,7 @@ def run_predict(
                     with trainer._autocast():
                         outputs.append(model.predict_step(trainer._to_device(batch), batch_idx))
     finally:
+        restore_modes(model, modes)
         teardown(trainer, model, "predict")
     return outputs
 
