@@ -160,3 +160,17 @@ def test_a_target_that_fails_to_build_is_one_line(tmp_path):
     assert r.returncode == 2 and len(lines) == 2, r.stderr
     assert "Error in call to target 'glmx.models.HFImageClassifier'" in lines[0]
     assert "missing/train is not a directory" in lines[0] and "HYDRA_FULL_ERROR" in lines[1]
+
+
+def test_a_config_without_model_data_trainer_is_one_line(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "train.yaml").write_text("x: 1\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "glmx.train", "-cn", "train"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no 'data', 'model', 'trainer' node(s)" in r.stderr.splitlines()[0]

@@ -90,6 +90,7 @@ def train(cfg: Mapping[str, Any]) -> float | None:
     from glmx.hydra import instantiate
     from glmx.trainer import seed_everything
 
+    _require_nodes(cfg, ("data", "model", "trainer"))
     seed = cfg.get("seed")
     if seed is not None:
         seed_everything(int(seed))
@@ -139,6 +140,20 @@ def _fit_and_test(cfg: Mapping[str, Any], trainer: Any, model: Any, datamodule: 
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
     # read after testing, so a sweep may optimize a test metric too
     return _metric(trainer, cfg.get("optimized_metric"))
+
+
+def _require_nodes(cfg: Mapping[str, Any], names: Sequence[str]) -> None:
+    """The training task needs these nodes; a config without one is a user mistake, told as
+    one line, not a KeyError traceback."""
+    from glmx.errors import ConfigError
+
+    missing = [n for n in names if not isinstance(cfg.get(n), Mapping)]
+    if missing:
+        raise ConfigError(
+            f"the composed config has no {', '.join(repr(m) for m in missing)} node(s), which "
+            "python -m glmx.train builds (data, model, trainer with _target_); add them to the "
+            "primary config or its defaults list (see configs/train.yaml)"
+        )
 
 
 def _has_test_data(datamodule: Any) -> bool:
