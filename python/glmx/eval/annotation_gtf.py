@@ -12,9 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from glmx.errors import DataError
+from glmx.prep.annotation import attributes
 from glmx.prep.genome import PathLike, open_text
 
-_GTF_ATTR = re.compile(r'(\S+)\s+"([^"]*)"')
 _FEATURES = {"exon", "CDS", "stop_codon", "start_codon"}
 # rows whose span marks annotated sequence for the background exclusion (not gene/mRNA spans)
 _ANNOTATED = {"exon", "CDS", "stop_codon", "start_codon", "five_prime_UTR", "three_prime_UTR",
@@ -62,17 +62,6 @@ def merge_intervals(iv: list[tuple[int, int]]) -> list[tuple[int, int]]:
             out[-1] = (out[-1][0], max(out[-1][1], e))
         else:
             out.append((s, e))
-    return out
-
-
-def _attrs(field_: str, gff3: bool) -> dict[str, str]:
-    if not gff3:
-        return dict(_GTF_ATTR.findall(field_))
-    out = {}
-    for item in field_.strip().split(";"):
-        if "=" in item:
-            k, v = item.split("=", 1)
-            out[k.strip()] = v.strip()
     return out
 
 
@@ -137,7 +126,7 @@ def read_annotation(path: PathLike) -> Annotation:
                 raise DataError(f"{p}:{lineno}: strand must be + or -, got {strand!r}")
             if sniffed is None:
                 sniffed = sniff_gff3(cols[8])
-            a = _attrs(cols[8], gff3 if sniffed is None else sniffed)
+            a = attributes(cols[8], gff3 if sniffed is None else sniffed)
             parents = a.get("transcript_id") or a.get("Parent") or ""
             for tid in filter(None, parents.split(",")):
                 m = models.setdefault(tid, TranscriptModel(chrom, strand, tid))

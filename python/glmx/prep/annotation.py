@@ -29,7 +29,8 @@ class Transcript:
         return self.start if self.strand == "+" else self.end - 1
 
 
-def _attributes(field: str, gff3: bool) -> dict[str, str]:
+def attributes(field: str, gff3: bool) -> dict[str, str]:
+    """Column 9 of a GTF (``key "value";``) or GFF3 (``key=value;``) row as a dict."""
     if gff3:
         out = {}
         for item in field.strip().split(";"):
@@ -71,7 +72,7 @@ def read_mrna_transcripts(path: PathLike) -> list[Transcript]:
                 continue
             if cols[2] not in ("mRNA", "transcript"):
                 continue
-            attrs = _attributes(cols[8], gff3)
+            attrs = attributes(cols[8], gff3)
             if not _is_mrna(cols[2], attrs):
                 continue
             try:
