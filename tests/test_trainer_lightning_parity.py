@@ -321,3 +321,40 @@ def test_early_stopping_without_validation_checks_at_epoch_end_as_lightning(tmp_
     ref = _early_stop_without_validation("lightning", tmp_path / "l")
     got = _early_stop_without_validation("glmx", tmp_path / "g")
     assert got == ref == (4, 16, 2, 3)
+
+
+def _early_stop(kind: str, root, es_kw: dict):
+    seq = [5.0, 4.0, 4.05, 3.95, 4.02, 3.5, 9.0, 1.0, 0.5, 0.4]
+
+    class Net(_net(kind).__class__):
+        def validation_step(self, batch, batch_idx):
+            self.log("score", seq[self.current_epoch])
+
+    ES = glmx.EarlyStopping if kind == "glmx" else L.pytorch.callbacks.EarlyStopping
+    es = ES(monitor="score", **es_kw)
+    trainer = _trainer(
+        kind,
+        root,
+        max_epochs=len(seq),
+        logger=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        callbacks=[es],
+    )
+    trainer.fit(Net(), *_loaders())
+    return trainer.current_epoch, es.wait_count, float(es.best_score), es.stopped_epoch
+
+
+@pytest.mark.parametrize(
+    "es_kw",
+    [
+        dict(patience=2, min_delta=-0.1),
+        dict(patience=1, min_delta=0.02),
+        dict(patience=5, divergence_threshold=8.0),
+        dict(patience=5, mode="max", divergence_threshold=4.01),
+    ],
+)
+def test_early_stopping_thresholds_as_lightning(tmp_path, es_kw):
+    ref = _early_stop("lightning", tmp_path / "l", es_kw)
+    got = _early_stop("glmx", tmp_path / "g", es_kw)
+    assert got == pytest.approx(ref)

@@ -85,6 +85,7 @@ class EarlyStopping(Callback):
         strict: bool = True,
         check_finite: bool = True,
         stopping_threshold: float | None = None,
+        divergence_threshold: float | None = None,
         check_on_train_epoch_end: bool | None = None,
         verbose: bool = False,
     ) -> None:
@@ -92,7 +93,7 @@ class EarlyStopping(Callback):
             raise TrainError(f"EarlyStopping mode must be 'min' or 'max', got {mode!r}")
         self.monitor, self.min_delta, self.patience, self.mode = (
             monitor,
-            abs(min_delta),
+            min_delta,  # signed as in Lightning: a negative one tolerates a small worsening
             patience,
             mode,
         )
@@ -101,6 +102,7 @@ class EarlyStopping(Callback):
             check_finite,
             stopping_threshold,
         )
+        self.divergence_threshold = divergence_threshold
         self.check_on_train_epoch_end = check_on_train_epoch_end
         # resolved in `setup` as Lightning does (None: at the train epoch's end when validation
         # runs once per epoch or never, else after each validation)
@@ -131,6 +133,12 @@ class EarlyStopping(Callback):
             else value > self.stopping_threshold
         ):
             self._stop(trainer, f"{self.monitor} = {value:.6g} reached the stopping threshold")
+        elif self.divergence_threshold is not None and (
+            value > self.divergence_threshold
+            if self.mode == "min"
+            else value < self.divergence_threshold
+        ):
+            self._stop(trainer, f"{self.monitor} = {value:.6g} passed the divergence threshold")
         elif self._improved(value):
             self.best_score, self.wait_count = value, 0
         else:
