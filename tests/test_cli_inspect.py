@@ -179,3 +179,10 @@ def test_a_closed_stdout_ends_any_command_quietly():
     assert proc.wait(timeout=120) == 0
     assert b"Traceback" not in proc.stderr.read()
     proc.stderr.close()
+
+
+def test_a_closed_stdout_fd_is_not_a_traceback():
+    """`glmx pp >&-`: Python has no stdout at all; glmx still exits without a traceback."""
+    cmd = f"{sys.executable} -m glmx.cli -p {CHAIN} pp >&-"
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in out.stderr, out.stderr

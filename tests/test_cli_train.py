@@ -65,6 +65,11 @@ def test_train_in_an_empty_directory_uses_the_shipped_configs(tmp_path):
     on the configs shipped with glmx (before: "must be NAME=VALUE for a template project")."""
     cmd = ok("-p", str(tmp_path), "train", "--dry-run", "trainer.max_steps=2").split()
     assert cmd[1:] == ["-m", "glmx.train", "-cn", "train", "trainer.max_steps=2"]
+    # a configs/ folder without train.yaml is a template project's, not the shipped tree
+    (tmp_path / "tp" / "configs").mkdir(parents=True)
+    (tmp_path / "tp" / "configs" / "a.yaml").write_text("x: 1\n")
+    tp = ok("-p", str(tmp_path / "tp"), "train", "--dry-run").split()
+    assert tp[1:3] == ["-m", "glmx.cli"]
     out = subprocess.run(
         [sys.executable, "-m", "glmx.cli", "train", "experiment=gpn_tiny_cpu"]
         + ["trainer.max_steps=2", "test=false", "extras.print_config=false"],

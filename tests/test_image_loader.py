@@ -293,6 +293,8 @@ def test_folder_errors_are_clear(tmp_path: Path, photos) -> None:
         args = {"image_size": 8, "batch_size": 2, **kwargs}
         with pytest.raises(DataError, match=needle):
             ImageFolderLoader(root, "train", **args)
+    # numpy integers are integers (a config or a sweep may hand them over)
+    assert ImageFolderLoader(root, "train", 8, np.int64(2), seed=np.int32(3)).batch_size == 2
 
 
 def test_bad_image_names_the_file_or_is_skipped_and_counted(tmp_path: Path, photos) -> None:

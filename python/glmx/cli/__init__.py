@@ -145,9 +145,29 @@ def _one_line_warnings(prefix: str) -> None:
     warnings.formatwarning = formatwarning
 
 
+def _stdout_gone() -> bool:
+    """True when the reader of stdout has gone (`glmx ls | head -1`): nothing more to say.
+    A pipe without a reader polls as an error; stdout then points at /dev/null, so the
+    interpreter's last flush does not complain either."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno() if sys.stdout is not None else 1
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return gone
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``glmx`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if sys.stdout is None:  # started with stdout closed (`glmx pp >&-`): output goes nowhere
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     command = _find_command(argv)
     parser = build_parser(command)
     args = parser.parse_args(argv)
@@ -164,9 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except BrokenPipeError:
-        # The reader of stdout has gone (`glmx ls | head -1`): nothing more to say. Point
-        # stdout at /dev/null so the interpreter's last flush does not complain either.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if not _stdout_gone():
+            raise  # a pipe of the command's own (a worker, a socket) broke: a real failure
         return 0
     except GlmxError as err:
         print(f"glmx {args.command}: error: {err}", file=sys.stderr)

@@ -75,13 +75,16 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def _is_hydra(args: argparse.Namespace) -> bool:
-    """Hydra-style unless this is a template project: a ``meta.yaml``, or a ``-t`` config
-    without a Hydra ``configs/`` tree. A directory with neither (an empty one) trains from the
-    configs shipped with glmx, as ``python -m glmx.train`` does."""
+    """Hydra-style unless this is a template project: a ``meta.yaml``, a ``-t`` config or a
+    ``configs/`` folder without a Hydra ``configs/train.yaml``. A directory with none of these
+    (an empty one) trains from the configs shipped with glmx, as ``python -m glmx.train``."""
     root = Path(args.project_dir)
     if args.hydra or (root / "configs" / "train.yaml").is_file():
         return args.hydra or not (root / "meta.yaml").is_file()
-    return not (root / "meta.yaml").is_file() and not args.config
+    # configs/ without train.yaml is a template project's config folder
+    return (
+        not (root / "meta.yaml").is_file() and not args.config and not (root / "configs").is_dir()
+    )
 
 
 def train_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:

@@ -3,6 +3,7 @@ decoded and augmented in native threads with the DNA loader's order, sharding an
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -104,7 +105,11 @@ class ImageFolderLoader:
             ("prefetch", prefetch, 1),
         ):
             # The native loader takes unsigned integers; say so instead of an OverflowError.
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**63:
+            try:
+                number = operator.index(value)  # ints and numpy integers, not floats
+            except TypeError:
+                number = None
+            if isinstance(value, bool) or number is None or not low <= number < 2**63:
                 raise DataError(f"{name} must be an integer >= {low}, got {value!r}")
         if wire_dtype not in ("float32", "uint8"):
             raise DataError(f"wire_dtype must be 'float32' or 'uint8', not {wire_dtype!r}")

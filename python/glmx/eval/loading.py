@@ -99,15 +99,16 @@ def load_model(
     return net.to(map_location).eval()
 
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".tar")
 
 
 def _read_weights(p: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
-    if p.suffix == ".safetensors":
+    suffix = p.suffix.lower()  # `model.PT`, `weights.pth.tar`
+    if suffix == ".safetensors":
         from glmx.models.gpn_hf import _load_safetensors
 
         return _load_safetensors(p)
-    if p.suffix not in PICKLE_SUFFIXES:
+    if suffix not in PICKLE_SUFFIXES:
         raise CheckpointError(
             f"'{p}' is not a weights file; expected a run directory, a checkpoint directory, a "
             "Hugging Face GPN directory (config.json + model.safetensors), a .safetensors file, "

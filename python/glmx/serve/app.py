@@ -3,7 +3,7 @@
 Errors are JSON ``{"error": {"message", "type", "param", "code"}}`` (the OpenAI shape) with a
 4xx status: 401 without the token, 413 for a body, sequence or batch over a limit, 422 for a
 malformed request, 429 when the batching queue is full (a request's rows are admitted
-to it as a whole; one that needs more rows than ``--max-queue`` gets 413).
+to it as a whole; one larger than ``--max-queue`` runs when nothing else waits).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from glmx.serve import compute
-from glmx.serve.batcher import Batcher, QueueFull, RequestTooLarge
+from glmx.serve.batcher import Batcher, QueueFull
 from glmx.serve.compute import RequestError
 
 log = logging.getLogger("glmx.serve")
@@ -197,10 +197,6 @@ def create_app(
     @app.exception_handler(QueueFull)
     async def _full(_r: Request, err: QueueFull):
         return _error(429, f"server busy: {err}")
-
-    @app.exception_handler(RequestTooLarge)
-    async def _too_large(_r: Request, err: RequestTooLarge):
-        return _error(413, str(err))
 
     @app.exception_handler(Exception)
     async def _internal(_r: Request, err: Exception):

@@ -6,8 +6,9 @@ batcher waits up to ``max_wait_ms`` after the first pending block for more, take
 different lengths are never padded into one tensor), runs the network once per length on one
 worker thread, and hands each request its rows of the last hidden state and the logits. At most
 ``max_queue`` rows wait; a request's rows are admitted as a whole: one that does not fit beside
-those waiting raises :class:`QueueFull` (HTTP 429), one larger than the queue itself
-:class:`RequestTooLarge` (HTTP 413).
+those waiting raises :class:`QueueFull` (HTTP 429). A request larger than the queue itself
+runs when nothing else waits (its size is bounded by the server's item limits), so every
+valid request can run.
 With ``enabled=False`` every block runs alone, as it arrives (the baseline of the benchmark).
 """
 
@@ -24,10 +25,6 @@ import torch
 
 class QueueFull(Exception):
     """More rows are waiting than the queue holds; the client should retry later."""
-
-
-class RequestTooLarge(Exception):
-    """One request needs more rows than the queue holds at all; retrying cannot help."""
 
 
 @dataclass
@@ -115,7 +112,6 @@ class Batcher:
 
         Raises:
             QueueFull: when the rows do not fit beside those already waiting.
-            RequestTooLarge: when the rows exceed ``max_queue`` on their own.
         """
         return (await self.submit_all([(ids, hidden)]))[0]
 
@@ -126,21 +122,16 @@ class Batcher:
         admitted to the queue as a whole: either all its rows wait or none do.
 
         Raises:
-            QueueFull: when the rows do not fit beside those already waiting.
-            RequestTooLarge: when the rows exceed ``max_queue`` on their own (never fits).
+            QueueFull: when the rows do not fit beside those already waiting (a request
+                larger than ``max_queue`` is admitted only into an empty queue).
         """
         n = sum(int(ids.shape[0]) for ids, _ in blocks)
-        if n > self.max_queue:
+        if self._pending_rows and self._pending_rows + n > self.max_queue:
             self.stats.rejected += 1
-            raise RequestTooLarge(
-                f"the request needs {n} rows, more than the server's queue limit of "
-                f"{self.max_queue} rows (--max-queue); send fewer items per request"
-            )
-        if self._pending_rows + n > self.max_queue:
-            self.stats.rejected += 1
+            hint = " (more than the queue holds: it runs when nothing else waits)"
             raise QueueFull(
                 f"{self._pending_rows} rows are queued and this request needs {n} "
-                f"(limit {self.max_queue}); retry shortly"
+                f"(limit {self.max_queue}{hint if n > self.max_queue else ''}); retry shortly"
             )
         assert self._wake is not None, "Batcher.start() was not called"
         loop = asyncio.get_running_loop()
