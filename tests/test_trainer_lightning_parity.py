@@ -300,29 +300,6 @@ def test_submodule_modes_survive_fit_and_evaluation_as_lightning(tmp_path, with_
     assert ("train", True, False) in got
 
 
-def _early_stop_without_validation(kind: str, root):
-    seq = [5.0, 4.0, 4.5, 4.6, 4.7, 4.8, 4.9, 5.0]
-
-    class Net(_net(kind).__class__):
-        def training_step(self, batch, batch_idx):
-            self.log("train_metric", seq[self.current_epoch], on_step=False, on_epoch=True)
-            return super().training_step(batch, batch_idx)
-
-    ES = glmx.EarlyStopping if kind == "glmx" else L.pytorch.callbacks.EarlyStopping
-    es = ES(monitor="train_metric", patience=2)
-    trainer = _trainer(
-        kind, root, max_epochs=8, logger=False, enable_checkpointing=False, callbacks=[es]
-    )
-    trainer.fit(Net(), _loaders()[0])
-    return trainer.current_epoch, trainer.global_step, es.wait_count, es.stopped_epoch
-
-
-def test_early_stopping_without_validation_checks_at_epoch_end_as_lightning(tmp_path):
-    ref = _early_stop_without_validation("lightning", tmp_path / "l")
-    got = _early_stop_without_validation("glmx", tmp_path / "g")
-    assert got == ref == (4, 16, 2, 3)
-
-
 def _early_stop(kind: str, root, es_kw: dict):
     seq = [5.0, 4.0, 4.05, 3.95, 4.02, 3.5, 9.0, 1.0, 0.5, 0.4]
 

@@ -104,9 +104,6 @@ class EarlyStopping(Callback):
         )
         self.divergence_threshold = divergence_threshold
         self.check_on_train_epoch_end = check_on_train_epoch_end
-        # resolved in `setup` as Lightning does (None: at the train epoch's end when validation
-        # runs once per epoch or never, else after each validation)
-        self._on_epoch_end = bool(check_on_train_epoch_end)
         self.wait_count = 0
         self.best_score = math.inf if mode == "min" else -math.inf
         self.stopped_epoch = 0
@@ -151,22 +148,13 @@ class EarlyStopping(Callback):
         self.stopped_epoch = trainer.current_epoch
         trainer.should_stop = True
 
-    def setup(self, trainer: Trainer, pl_module: Module, stage: str) -> None:
-        if self.check_on_train_epoch_end is None:
-            self._on_epoch_end = (
-                trainer.val_check_interval == 1.0 and trainer.check_val_every_n_epoch == 1
-            )
-        else:
-            self._on_epoch_end = self.check_on_train_epoch_end
-
     def on_validation_end(self, trainer: Trainer, pl_module: Module) -> None:
-        # only inside fit (Trainer.validate() and the sanity check never stop a run)
-        if not self._on_epoch_end and not trainer.sanity_checking and trainer.fit_loop.running:
+        if not self.check_on_train_epoch_end and not trainer.sanity_checking:
             self._check(trainer)
             trainer.sync_should_stop()  # every rank validates here, so all take part
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: Module) -> None:
-        if self._on_epoch_end:
+        if self.check_on_train_epoch_end:
             self._check(trainer)
             trainer.sync_should_stop()
 
