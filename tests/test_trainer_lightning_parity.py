@@ -145,28 +145,12 @@ def test_on_step_and_on_epoch_keep_the_bare_name_as_lightning(tmp_path):
 
 
 def _run_logged(kind: str, root):
-    base = glmx.Module if kind == "glmx" else L.LightningModule
-
-    class Net(base):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = torch.nn.Linear(4, 1)
-
+    class Net(_net(kind).__class__):
         def training_step(self, batch, batch_idx):
-            x, y = batch
-            loss = torch.nn.functional.mse_loss(self.net(x), y)
-            self.log("train_loss", loss)
+            loss = super().training_step(batch, batch_idx)
             self.log("acc", loss * 2, on_step=True, on_epoch=True)
             self.log("hidden", loss * 3, on_step=False, on_epoch=True, logger=False)
             return loss
-
-        def validation_step(self, batch, batch_idx):
-            x, y = batch
-            self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.05)
 
     records: list[set[str]] = []
     trainer = _trainer(
