@@ -12,6 +12,7 @@ directory is not changed. Children (DDP ranks) reuse the parent's directory thro
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import logging.config
 import os
@@ -92,6 +93,7 @@ def _dump(data: Any) -> str:
     )
 
 
+@functools.cache  # one dumper class per process, not one per dump
 def _hydra_dumper() -> Any:
     import re
 
